@@ -4,13 +4,20 @@
 # that prints no such line counts as one failure.
 #   SUITES="unit regress"   run only suites whose file name contains one of these words
 #   PS_LONG=1               long variants (more random cases, more crash trials)
+#   PS_PG_PREFIX=/opt/pg-x  install into and test with a private Postgres copy (test/lib/private_pg.sh)
 set -u
 cd "$(dirname "$0")/.."
 LOGDIR=${LOGDIR:-build/test-logs}
 mkdir -p "$LOGDIR"
+install_args=()
+if [ -n "${PS_PG_PREFIX:-}" ]; then
+  PG_BIN=$(bash test/lib/private_pg.sh "$PS_PG_PREFIX")
+  export PG_BIN
+  install_args=(DESTDIR="$PS_PG_PREFIX")
+fi
 
 echo "== build"
-if ! make -j"$(nproc)" all >"$LOGDIR/build.log" 2>&1 || ! make install >>"$LOGDIR/build.log" 2>&1; then
+if ! make -j"$(nproc)" all >"$LOGDIR/build.log" 2>&1 || ! make install "${install_args[@]}" >>"$LOGDIR/build.log" 2>&1; then
   tail -n 60 "$LOGDIR/build.log"
   echo "0 passed, 1 failed"
   exit 1
