@@ -5,9 +5,11 @@
 #   SUITES="unit regress"   run only suites whose file name contains one of these words
 #   PS_LONG=1               long variants (more random cases, more crash trials)
 #   PS_PG_PREFIX=/opt/pg-x  install into and test with a private Postgres copy (test/lib/private_pg.sh)
+#   BUILD=build-x           build directory (default build); suites find binaries through $BUILD
 set -u
 cd "$(dirname "$0")/.."
-LOGDIR=${LOGDIR:-build/test-logs}
+export BUILD=${BUILD:-build}
+LOGDIR=${LOGDIR:-$BUILD/test-logs}
 mkdir -p "$LOGDIR"
 install_args=()
 if [ -n "${PS_PG_PREFIX:-}" ]; then
@@ -17,7 +19,7 @@ if [ -n "${PS_PG_PREFIX:-}" ]; then
 fi
 
 echo "== build"
-if ! make -j"$(nproc)" all >"$LOGDIR/build.log" 2>&1 || ! make install "${install_args[@]}" >>"$LOGDIR/build.log" 2>&1; then
+if ! make -j"$(nproc)" BUILD="$BUILD" all >"$LOGDIR/build.log" 2>&1 || ! make BUILD="$BUILD" install "${install_args[@]}" >>"$LOGDIR/build.log" 2>&1; then
   tail -n 60 "$LOGDIR/build.log"
   echo "0 passed, 1 failed"
   exit 1

@@ -3,7 +3,8 @@
 set -u
 cd "$(dirname "$0")/../.."
 pass=0 fail=0
-for bin in build/unit_tests build/gateway_unit_tests; do
+BUILD=${BUILD:-build}
+for bin in "$BUILD/unit_tests" "$BUILD/gateway_unit_tests"; do
   [ -x "$bin" ] || continue
   out=$("$bin" --gtest_brief=1 2>&1); echo "$out"
   p=$(echo "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -n1)
