@@ -68,9 +68,29 @@ void stringify_at(const Json& j, std::string& out, int depth) {
 
 }  // namespace
 
-bool parse(std::string_view text, Json& out) {
-  out = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  return !out.is_discarded();
+bool parse(std::string_view text, Json& out, bool reject_duplicate_keys) {
+  if (!reject_duplicate_keys || text.find('{') == std::string_view::npos) {
+    out = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+    return !out.is_discarded();
+  }
+  // JSONBig (lossless-json) rejects duplicate keys; track the keys of each open object.
+  std::vector<std::vector<std::string>> open_objects;
+  bool duplicate = false;
+  auto callback = [&](int, Json::parse_event_t event, Json& parsed) {
+    if (event == Json::parse_event_t::object_start) {
+      open_objects.emplace_back();
+    } else if (event == Json::parse_event_t::object_end) {
+      if (!open_objects.empty()) open_objects.pop_back();
+    } else if (event == Json::parse_event_t::key && !open_objects.empty()) {
+      auto& keys = open_objects.back();
+      const std::string& key = parsed.get_ref<const std::string&>();
+      if (std::find(keys.begin(), keys.end(), key) != keys.end()) duplicate = true;
+      else keys.push_back(key);
+    }
+    return true;
+  };
+  out = Json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/false);
+  return !out.is_discarded() && !duplicate;
 }
 
 Json parse_or_throw(std::string_view text) {

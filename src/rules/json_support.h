@@ -16,8 +16,9 @@ namespace powersync::rules::json {
 using Json = nlohmann::ordered_json;
 using Member = Json::object_t::value_type;  // (key, value) pair of an object
 
-// Parses JSON text; returns false (out unspecified) when the text is not valid JSON.
-bool parse(std::string_view text, Json& out);
+// Parses JSON text; returns false (out unspecified) when the text is not valid JSON. Like JSONBig,
+// duplicate object keys make the text invalid unless reject_duplicate_keys is false (JSON.parse).
+bool parse(std::string_view text, Json& out, bool reject_duplicate_keys = true);
 // Parses or throws powersync::Error(InvalidInput) "Invalid JSON text".
 Json parse_or_throw(std::string_view text);
 

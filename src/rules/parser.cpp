@@ -162,6 +162,15 @@ class Parser {
     }
     fail(std::string("Expected ") + what + ", found " + describe(t));
   }
+  // A name after '.' (Postgres ColLabel): any word, keywords included, e.g. `assets.as`.
+  Identifier label(const char* what) {
+    const Token& t = peek();
+    if (t.kind != TokenKind::Identifier && t.kind != TokenKind::QuotedIdentifier)
+      fail(std::string("Expected ") + what + ", found " + describe(t));
+    advance();
+    return Identifier{t.value, t.kind == TokenKind::QuotedIdentifier, t.had_upper_case, t.offset};
+  }
+
   // Alias after AS: any word, keywords included (as Postgres allows).
   std::optional<Identifier> optional_alias() {
     if (is_word("as")) {
@@ -219,7 +228,7 @@ class Parser {
     if (is_punct(".")) {
       advance();
       ref.schema = first;
-      ref.name = name("a table name");
+      ref.name = label("a table name");
       if (is_punct(".")) fail("Table names have at most two parts (schema.table)");
     } else {
       ref.name = first;
@@ -552,7 +561,7 @@ class Parser {
       advance();
       if (is_op("*")) fail("'table.*' is only allowed as a select column");
       qualifier = first;
-      last = name("a column or function name after '.'");
+      last = label("a column or function name after '.'");
       if (is_punct(".")) fail("Names have at most two parts (table.column)");
     }
     auto e = std::make_unique<Expr>();

@@ -143,7 +143,7 @@ std::vector<Row> json_each_rows(const Value& value) {
   if (value.is_null()) return rows;
   if (!value.is_text()) throw invalid_input("Expected json_each to be called with a string");
   json::Json parsed;
-  if (!json::parse(value.as_text(), parsed)) throw invalid_input("Expected JSON string");
+  if (!json::parse(value.as_text(), parsed, /*reject_duplicate_keys=*/false)) throw invalid_input("Expected JSON string");
   numbers_to_doubles(parsed, 0);
   auto element = [](const json::Json& j) {
     if (j.is_number()) return Value::real(j.get<double>());
