@@ -1,6 +1,8 @@
 // Data queries (`data:`): compile `SELECT <columns> FROM <table> [WHERE ...]` and evaluate it on
 // source rows into (bucket, table, id, row JSON) results (spec §4.4).
 #include <algorithm>
+#include <cctype>
+#include <cstring>
 
 #include "powersync/error.h"
 #include "powersync/protocol/json_writer.h"
@@ -9,19 +11,37 @@
 namespace powersync::rules::detail {
 namespace {
 
-constexpr const char* kNoColumnsMessage = "Expected at least one column after SELECT";
 constexpr const char* kNoColumnsPlaceholder = "NULL AS \"__powersync_no_columns\" ";
 
 bool is_error(const QueryIssue& i) { return i.severity == RuleIssue::Severity::Error; }
 
 }  // namespace
 
+// Offset where the column list of `SELECT <nothing> [FROM|WHERE|;|end]` would start, if it is empty.
+std::optional<size_t> empty_select_list_at(const std::string& sql) {
+  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  auto word_at = [&](size_t i, const char* w) {
+    size_t n = std::strlen(w);
+    if (sql.size() < i + n) return false;
+    for (size_t k = 0; k < n; ++k)
+      if (std::tolower(static_cast<unsigned char>(sql[i + k])) != w[k]) return false;
+    return i + n == sql.size() || !(std::isalnum(static_cast<unsigned char>(sql[i + n])) || sql[i + n] == '_');
+  };
+  size_t i = 0;
+  while (i < sql.size() && is_space(sql[i])) ++i;
+  if (!word_at(i, "select")) return std::nullopt;
+  i += 6;
+  while (i < sql.size() && is_space(sql[i])) ++i;
+  if (i == sql.size() || sql[i] == ';' || word_at(i, "from") || word_at(i, "where")) return i;
+  return std::nullopt;
+}
+
 SelectParseResult parse_query(const std::string& sql) {
-  SelectParseResult result = parse_select(sql);
-  if (result.ok() || !result.error || result.error->message != kNoColumnsMessage) return result;
+  const std::optional<size_t> empty_at = empty_select_list_at(sql);
+  if (!empty_at) return parse_select(sql);
   // The reference accepts an empty column list (`SELECT`, `SELECT WHERE c`, `SELECT FROM t WHERE c`).
   // Parse with a placeholder column, then drop it; AST offsets after it are shifted back.
-  const size_t at = result.error->offset;
+  const size_t at = *empty_at;
   const std::string placeholder = kNoColumnsPlaceholder;
   SelectParseResult retry = parse_select(sql.substr(0, at) + placeholder + sql.substr(at));
   if (!retry.ok()) {
