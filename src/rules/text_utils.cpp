@@ -71,8 +71,22 @@ locale_t unicode_locale() {
   return loc;
 }
 
+// JavaScript's toUpperCase applies Unicode SpecialCasing, where a few characters become several.
+const char* special_upper(char32_t cp) {
+  switch (cp) {
+    case 0x00DF: return "SS";   // ß
+    case 0xFB00: return "FF";   // ﬀ
+    case 0xFB01: return "FI";   // ﬁ
+    case 0xFB02: return "FL";   // ﬂ
+    case 0xFB03: return "FFI";  // ﬃ
+    case 0xFB04: return "FFL";  // ﬄ
+    case 0xFB05: case 0xFB06: return "ST";
+    default: return nullptr;
+  }
+}
+
 template <typename Map>
-std::string map_case(std::string_view s, char (*ascii)(char), Map map) {
+std::string map_case(std::string_view s, char (*ascii)(char), Map map, bool upper) {
   std::string out;
   out.reserve(s.size());
   if (is_ascii(s)) {
@@ -83,6 +97,12 @@ std::string map_case(std::string_view s, char (*ascii)(char), Map map) {
   size_t i = 0;
   while (i < s.size()) {
     char32_t cp = decode_one(s, i);
+    if (upper) {
+      if (const char* special = special_upper(cp)) {
+        out += special;
+        continue;
+      }
+    }
     if (cp < 0x80) cp = static_cast<unsigned char>(ascii(static_cast<char>(cp)));
     else if (loc) cp = static_cast<char32_t>(map(static_cast<wint_t>(cp), loc));
     append_utf8(out, cp);
@@ -178,12 +198,12 @@ int compare_utf16(std::string_view a, std::string_view b) {
 
 std::string to_upper(std::string_view s) {
   return map_case(s, [](char c) -> char { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c; },
-                  [](wint_t c, locale_t l) { return towupper_l(c, l); });
+                  [](wint_t c, locale_t l) { return towupper_l(c, l); }, true);
 }
 
 std::string to_lower(std::string_view s) {
   return map_case(s, [](char c) -> char { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; },
-                  [](wint_t c, locale_t l) { return towlower_l(c, l); });
+                  [](wint_t c, locale_t l) { return towlower_l(c, l); }, false);
 }
 
 }  // namespace powersync::rules::text
