@@ -11,7 +11,7 @@
 namespace powersync::rules::detail {
 namespace {
 
-constexpr const char* kNoColumnsPlaceholder = "NULL AS \"__powersync_no_columns\" ";
+constexpr const char* kNoColumnsPlaceholder = " NULL AS \"__powersync_no_columns\" ";
 
 bool is_error(const QueryIssue& i) { return i.severity == RuleIssue::Severity::Error; }
 

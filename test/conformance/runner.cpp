@@ -33,10 +33,17 @@ std::vector<std::string> default_files() {
 struct Totals {
   int passed = 0;
   int failed = 0;
+  int skipped = 0;
 };
 
 void run_one(const std::string& file, const std::string& name, const CaseView& view, bool verbose,
              Totals& totals) {
+  if (view.own.IsMap() && view.own["skip"]) {
+    // A reference behaviour we do not reproduce yet: listed, not counted.
+    ++totals.skipped;
+    std::cout << "skip - " << file << ": " << name << " (" << view.own["skip"].as<std::string>() << ")\n";
+    return;
+  }
   std::string failure;
   try {
     failure = run_case(view);
@@ -102,6 +109,7 @@ int main(int argc, char** argv) {
   if (files.empty()) files = conformance::default_files();
   conformance::Totals totals;
   for (const auto& f : files) conformance::run_file(f, filter, verbose, totals);
+  if (totals.skipped) std::cout << totals.skipped << " skipped (known gaps, see the skip reasons above)\n";
   std::cout << totals.passed << " passed, " << totals.failed << " failed" << std::endl;
   return totals.failed == 0 && totals.passed > 0 ? 0 : 1;
 }
