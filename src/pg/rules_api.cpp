@@ -4,9 +4,11 @@
 #include <string>
 #include <vector>
 
-#include "powersync/pg/boundary.h"
+// C++ headers first: Postgres' port.h redefines snprintf & co. as macros.
 #include "powersync/protocol/checksum.h"
 #include "powersync/rules/sync_rules.h"
+
+#include "powersync/pg/boundary.h"
 
 extern "C" {
 #include "funcapi.h"
