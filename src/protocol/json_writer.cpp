@@ -7,28 +7,47 @@
 
 namespace powersync::protocol {
 
-void append_json_string(std::string& out, std::string_view s) {
+namespace {
+
+// Bytes JSON.stringify escapes: control characters, '"' and '\\'.
+struct EscapeTable {
+  bool needs[256] = {};
+  EscapeTable() {
+    for (int c = 0; c < 0x20; ++c) needs[c] = true;
+    needs[static_cast<unsigned char>('"')] = needs[static_cast<unsigned char>('\\')] = true;
+  }
+};
+const EscapeTable kEscape;
+
+void append_escaped(std::string& out, unsigned char c) {
   static const char kHex[] = "0123456789abcdef";
+  switch (c) {
+    case '"': out += "\\\""; break;
+    case '\\': out += "\\\\"; break;
+    case '\b': out += "\\b"; break;
+    case '\f': out += "\\f"; break;
+    case '\n': out += "\\n"; break;
+    case '\r': out += "\\r"; break;
+    case '\t': out += "\\t"; break;
+    default:
+      out += "\\u00";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+  }
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  out.reserve(out.size() + s.size() + 2);
   out.push_back('"');
   size_t run_start = 0;
   for (size_t i = 0; i < s.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (!kEscape.needs[c]) continue;
     out.append(s.data() + run_start, i - run_start);
+    append_escaped(out, c);
     run_start = i + 1;
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        out += "\\u00";
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 0xf]);
-    }
   }
   out.append(s.data() + run_start, s.size() - run_start);
   out.push_back('"');
@@ -128,8 +147,10 @@ void append_json_value(std::string& out, const rules::Value& v, RealFormat forma
 }
 
 std::string encode_row_json(const rules::Row& row) {
+  size_t estimate = 2;
+  for (const auto& col : row) estimate += col.name.size() + 6 + (col.value.is_text() ? col.value.as_text().size() : 20);
   std::string out;
-  out.reserve(16 + row.size() * 24);
+  out.reserve(estimate);
   out.push_back('{');
   bool first = true;
   for (const auto& col : row) {
