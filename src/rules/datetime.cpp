@@ -38,12 +38,6 @@ void civil_from_days(int64_t z, int64_t& y, int& m, int& d) {
   y = yoe + era * 400 + (m <= 2);
 }
 
-int days_in_month(int64_t y, int m) {
-  static const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  return m == 2 && leap ? 29 : kDays[m - 1];
-}
-
 std::optional<double> time_clip(double ms) {
   if (!std::isfinite(ms) || std::fabs(ms) > kMaxTimeMs) return std::nullopt;
   return std::trunc(ms) + 0.0;  // + 0.0 turns -0 into 0
@@ -62,7 +56,8 @@ class DateText {
     if (!parse_year(year)) return std::nullopt;
     if (eat('-')) {
       if (!digits(2, month) || month < 1 || month > 12) return std::nullopt;
-      if (eat('-') && (!digits(2, day) || day < 1 || day > days_in_month(year, month))) return std::nullopt;
+      // V8 accepts any day up to 31 and rolls over (2023-02-30 is March 2nd).
+      if (eat('-') && (!digits(2, day) || day < 1 || day > 31)) return std::nullopt;
     }
     if (peek() == 'T' || peek() == 't' || peek() == ' ') {
       ++pos_;
