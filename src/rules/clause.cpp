@@ -287,10 +287,11 @@ std::vector<Assignment> filter_row(const MatchNode& m, const EvalContext& ctx) {
         for (const auto& y : b) {
           // Later assignments overwrite earlier ones; conflicts are not filtered out (reference quirk).
           Assignment combined = x;
-          for (const auto& [k, v] : y) {
-            auto it = std::find_if(combined.begin(), combined.end(), [&](const auto& p) { return p.first == k; });
-            if (it != combined.end()) it->second = v;
-            else combined.emplace_back(k, v);
+          for (const auto& entry : y) {
+            auto it = std::find_if(combined.begin(), combined.end(),
+                                   [&](const auto& p) { return p.first == entry.first; });
+            if (it != combined.end()) it->second = entry.second;
+            else combined.push_back(entry);
           }
           out.push_back(std::move(combined));
         }
