@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "json_path.h"
 #include "json_support.h"
 #include "powersync/error.h"
 #include "powersync/rules/expression.h"
@@ -219,10 +220,44 @@ const FunctionDef* find(std::string_view name) {
   return nullptr;
 }
 
-Value json_extract(const Value& source, const std::vector<std::string>& components, ExtractMode mode,
-                   bool path_starts_with_dollar) {
-  if (source.is_null()) return Value::null();
-  json::Json root = json::parse_or_throw(sql::to_text(source));
+namespace {
+
+// Integer JSON text (digits only) that fits 64 bits: the common case, converted without a parser.
+bool small_integer(std::string_view t, int64_t& out) {
+  size_t i = t[0] == '-' ? 1 : 0;
+  if (t.size() - i > 18 || i == t.size()) return false;
+  int64_t v = 0;
+  for (size_t k = i; k < t.size(); ++k) {
+    if (t[k] < '0' || t[k] > '9') return false;
+    v = v * 10 + (t[k] - '0');
+  }
+  out = i ? -v : v;
+  return true;
+}
+
+bool plain_string(std::string_view t) { return t[0] == '"' && t.find('\\') == std::string_view::npos; }
+
+// Converts the located target (raw JSON text) like the full path: -> gives JSON text, ->> and
+// json_extract give the SQL value.
+Value convert_target(std::string_view t, ExtractMode mode) {
+  bool arrow = mode == ExtractMode::Arrow;
+  if (t == "null") return arrow ? Value::null() : Value::text("null");
+  if (t == "true" || t == "false") return arrow ? Value::text(std::string(t)) : Value::integer(t == "true" ? 1 : 0);
+  if (plain_string(t)) return Value::text(std::string(arrow ? t : t.substr(1, t.size() - 2)));
+  int64_t i;
+  if (small_integer(t, i)) return arrow ? Value::text(std::to_string(i)) : Value::integer(i);
+  json::Json j = json::parse_or_throw(t);
+  return arrow ? Value::text(json::stringify(j)) : json::to_value(j, json::NullMode::LegacyText);
+}
+
+bool root_is_null(std::string_view text) {
+  size_t i = text.find_first_not_of(" \t\n\r");
+  return i != std::string_view::npos && text[i] == 'n';
+}
+
+Value extract_with_parser(std::string_view text, const std::vector<std::string>& components, ExtractMode mode,
+                          bool path_starts_with_dollar) {
+  json::Json root = json::parse_or_throw(text);
   if (root.is_null()) return Value::null();
   if (mode == ExtractMode::JsonExtract && !path_starts_with_dollar) throw invalid_input("JSON path must start with $.");
   json::Json scratch;
@@ -233,6 +268,31 @@ Value json_extract(const Value& source, const std::vector<std::string>& componen
   }
   if (found == nullptr) return Value::null();
   return json::to_value(*found, json::NullMode::LegacyText);
+}
+
+}  // namespace
+
+Value json_extract(const Value& source, const std::vector<std::string>& components, ExtractMode mode,
+                   bool path_starts_with_dollar) {
+  if (source.is_null()) return Value::null();
+  std::string converted;
+  std::string_view text;
+  if (source.is_text()) {
+    text = source.as_text();
+  } else {
+    converted = sql::to_text(source);
+    text = converted;
+  }
+  json_path::Lookup look = json_path::find(text, components);
+  switch (look.outcome) {
+    case json_path::Outcome::Invalid: throw invalid_input("Invalid JSON text");
+    case json_path::Outcome::Fallback: return extract_with_parser(text, components, mode, path_starts_with_dollar);
+    default: break;
+  }
+  if (root_is_null(text)) return Value::null();
+  if (mode == ExtractMode::JsonExtract && !path_starts_with_dollar) throw invalid_input("JSON path must start with $.");
+  if (look.outcome == json_path::Outcome::Undefined) return Value::null();
+  return convert_target(look.target, mode);
 }
 
 }  // namespace powersync::rules::functions

@@ -10,9 +10,19 @@
 namespace powersync::rules {
 namespace {
 
+// JSON.parse (not JSONBig) turns every number into a double; nested values are later stringified
+// with JSONBig, which then writes integral numbers as `1.0`.
+void numbers_to_doubles(json::Json& j, int depth) {
+  if (depth > 1000) throw invalid_input("JSON value is nested too deeply");
+  if (j.is_number_integer()) j = static_cast<double>(j.get<int64_t>());
+  else if (j.is_number_unsigned()) j = static_cast<double>(j.get<uint64_t>());
+  else if (j.is_structured())
+    for (auto& e : j) numbers_to_doubles(e, depth + 1);
+}
+
 json::Json to_ordered(const nlohmann::json& j) {
   json::Json out;
-  if (!json::parse(j.dump(), out)) return json::Json::object();
+  if (!json::parse(j.dump(), out, /*reject_duplicate_keys=*/false)) return json::Json::object();
   return out;
 }
 
@@ -49,12 +59,14 @@ struct RequestContext::Data {
 
 RequestContext::RequestContext() : data_(std::make_unique<Data>()) {}
 
-RequestContext::RequestContext(const nlohmann::json& token_claims, const nlohmann::json& client_parameters)
-    : data_(std::make_unique<Data>()) {
-  json::Json claims = to_ordered(token_claims);
-  json::Json params = to_ordered(client_parameters);
+// The reference receives the JWT payload and the client parameters from JSON.parse: every number
+// is a double. Integral top-level values still become INTEGER (toSyncRulesParameters), but JSON
+// text built from them (request.jwt(), request.parameters(), nested values) writes them as `1.0`.
+void RequestContext::init(nlohmann::ordered_json claims, nlohmann::ordered_json params) {
   if (!claims.is_object()) claims = json::Json::object();
   if (!params.is_object()) params = json::Json::object();
+  numbers_to_doubles(claims, 0);
+  numbers_to_doubles(params, 0);
   data_->jwt_json = json::stringify(claims);
   data_->parameters_json = json::stringify(params);
   auto sub = claims.find("sub");
@@ -63,12 +75,26 @@ RequestContext::RequestContext(const nlohmann::json& token_claims, const nlohman
   json::Json token_params = json::Json::object();
   auto legacy = claims.find("parameters");
   if (legacy != claims.end() && legacy->is_object()) token_params = *legacy;
+  if (sub != claims.end()) token_params["user_id"] = *sub;
+  else token_params["user_id"] = nullptr;
   data_->token_parameters = parameter_row(token_params);
-  bool replaced = false;
-  for (auto& c : data_->token_parameters)
-    if (c.name == "user_id") c.value = data_->user_id, replaced = true;
-  if (!replaced) data_->token_parameters.push_back(Column{"user_id", data_->user_id});
   data_->user_parameters = parameter_row(params);
+}
+
+RequestContext::RequestContext(const nlohmann::json& token_claims, const nlohmann::json& client_parameters)
+    : data_(std::make_unique<Data>()) {
+  init(to_ordered(token_claims), to_ordered(client_parameters));
+}
+
+RequestContext RequestContext::from_json_text(std::string_view token_claims_json, std::string_view client_parameters_json) {
+  json::Json claims, params;
+  if (!json::parse(token_claims_json, claims, /*reject_duplicate_keys=*/false) || !claims.is_object())
+    throw invalid_input("Token claims are not a JSON object");
+  if (!json::parse(client_parameters_json, params, /*reject_duplicate_keys=*/false) || !params.is_object())
+    throw invalid_input("Client parameters are not a JSON object");
+  RequestContext context;
+  context.init(std::move(claims), std::move(params));
+  return context;
 }
 
 RequestContext::~RequestContext() = default;
@@ -122,20 +148,6 @@ std::vector<Value> json_array_values(const Value& value) {
   for (const auto& e : parsed) out.push_back(json::to_value(e, json::NullMode::SqlNull));
   return out;
 }
-
-namespace {
-
-// JSON.parse (not JSONBig) turns every number into a double; nested values are later stringified
-// with JSONBig, which then writes integral numbers as `1.0`.
-void numbers_to_doubles(json::Json& j, int depth) {
-  if (depth > 1000) throw invalid_input("JSON value is nested too deeply");
-  if (j.is_number_integer()) j = static_cast<double>(j.get<int64_t>());
-  else if (j.is_number_unsigned()) j = static_cast<double>(j.get<uint64_t>());
-  else if (j.is_structured())
-    for (auto& e : j) numbers_to_doubles(e, depth + 1);
-}
-
-}  // namespace
 
 // json_each parses with plain JSON.parse in the reference, so every number is a REAL there.
 std::vector<Row> json_each_rows(const Value& value) {

@@ -150,7 +150,8 @@ TEST(ExpressionEvaluate, RequestValues) {
   EXPECT_EQ(compile_ok("token_parameters.user_id", static_scope())->evaluate(ctx).as_text(), "u1");
   EXPECT_EQ(compile_ok("token_parameters.org", static_scope())->evaluate(ctx).as_text(), "o1");
   EXPECT_EQ(compile_ok("user_parameters.n", static_scope())->evaluate(ctx), Value::integer(2));
-  EXPECT_EQ(compile_ok("user_parameters.list", static_scope())->evaluate(ctx).as_text(), "[1,2]");
+  // The reference sees JSON.parse numbers (doubles): nested values are written as 1.0.
+  EXPECT_EQ(compile_ok("user_parameters.list", static_scope())->evaluate(ctx).as_text(), "[1.0,2.0]");
   EXPECT_EQ(compile_ok("request.parameters() ->> 'project'", static_scope())->evaluate(ctx).as_text(), "p1");
   EXPECT_EQ(compile_ok("request.jwt() ->> 'parameters.org'", static_scope())->evaluate(ctx).as_text(), "o1");
   EXPECT_TRUE(compile_ok("request.parameter('nope')", static_scope())->evaluate(ctx).is_null());
@@ -159,6 +160,20 @@ TEST(ExpressionEvaluate, RequestValues) {
   EXPECT_EQ(anonymous.jwt_json(), "{}");
   // Evaluating request-dependent code without a request is a programming error, not a crash.
   EXPECT_THROW(compile_ok("request.user_id()", static_scope())->evaluate({}), Error);
+}
+
+TEST(RequestContextTest, FromJsonTextKeepsKeyOrderAndJsNumbers) {
+  RequestContext r = RequestContext::from_json_text(R"({"sub":123,"exp":1700000000,"b":{"z":1,"a":2.5}})",
+                                                    R"({"z":1,"a":[true,null]})");
+  EXPECT_EQ(r.jwt_json(), R"({"sub":123.0,"exp":1700000000.0,"b":{"z":1.0,"a":2.5}})");
+  EXPECT_EQ(r.parameters_json(), R"({"z":1.0,"a":[true,null]})");
+  EXPECT_EQ(r.user_id(), Value::real(123));            // request.user_id(): a JS number is REAL
+  EXPECT_EQ(r.token_parameter("user_id"), Value::integer(123));  // token_parameters: integral -> INTEGER
+  EXPECT_EQ(r.user_parameter("z"), Value::integer(1));
+  EXPECT_EQ(r.user_parameter("a"), Value::text("[true,null]"));
+  EXPECT_EQ(r.parameter(Value::text("$")), Value::text(R"({"z":1,"a":"[true,null]"})"));
+  EXPECT_THROW(RequestContext::from_json_text("[1]", "{}"), Error);
+  EXPECT_THROW(RequestContext::from_json_text("{}", "nope"), Error);
 }
 
 TEST(ExpressionEvaluate, RuntimeErrorsAreInvalidInput) {

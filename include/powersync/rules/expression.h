@@ -24,6 +24,9 @@ class RequestContext {
  public:
   RequestContext();  // no claims, no parameters
   RequestContext(const nlohmann::json& token_claims, const nlohmann::json& client_parameters);
+  // Same from JSON object texts, keeping their key order (request.jwt() / request.parameters()
+  // text then matches the reference byte for byte). Throws powersync::Error for non-object text.
+  static RequestContext from_json_text(std::string_view token_claims_json, std::string_view client_parameters_json);
   ~RequestContext();
   RequestContext(RequestContext&&) noexcept;
   RequestContext& operator=(RequestContext&&) noexcept;
@@ -36,6 +39,7 @@ class RequestContext {
   Value parameter(const Value& path) const;            // request.parameter(path): fixed ->> semantics
 
  private:
+  void init(nlohmann::ordered_json token_claims, nlohmann::ordered_json client_parameters);
   struct Data;
   std::unique_ptr<Data> data_;
 };
