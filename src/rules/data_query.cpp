@@ -137,6 +137,7 @@ std::optional<DataQuery> compile_data_query(const std::string& sql, const QueryC
                                 stmt.where ? stmt.where->offset : stmt.offset});
   }
   q.bucket_parameters = bucket_parameters;
+  for (const auto& p : bucket_parameters) q.bucket_keys.push_back("bucket." + p);
 
   bool has_id = false, has_star = false;
   for (const auto& item : stmt.columns) {
@@ -180,46 +181,68 @@ std::optional<DataQuery> compile_data_query(const std::string& sql, const QueryC
 
 namespace {
 
-void set_output(Row& data, const std::string& name, Value v) {
-  for (auto& c : data) {
-    if (c.name == name) {
-      c.value = std::move(v);
-      return;
-    }
-  }
-  data.push_back(Column{name, std::move(v)});
+// One output field: name and value point into the query, the source row or `computed`; nothing is
+// copied until the JSON is written.
+struct Field {
+  const std::string* name;
+  const Value* value;
+};
+
+Field* find_field(std::vector<Field>& fields, const std::string& name) {
+  for (auto& f : fields)
+    if (*f.name == name) return &f;
+  return nullptr;
 }
 
-void erase_output(Row& data, const std::string& name) {
-  data.erase(std::remove_if(data.begin(), data.end(), [&](const Column& c) { return c.name == name; }), data.end());
-}
-
-Row transform_row(const DataQuery& q, const Row& row, const EvalContext& ctx) {
-  Row data;
-  data.reserve(row.size() + q.columns.size());
+// Applies the SELECT list (reference semantics: a later explicit column overwrites in place, `*`
+// never replaces a set value unless it is NULL and skips `_` columns; absent plain columns are
+// omitted) and writes the row JSON. Returns the object id.
+std::string write_output(const DataQuery& q, const Row& row, const EvalContext& ctx, std::string& json) {
+  std::vector<Value> computed;
+  computed.reserve(q.columns.size());  // stable addresses for Field::value
+  std::vector<Field> fields;
+  fields.reserve(row.size() + q.columns.size());
   for (const auto& col : q.columns) {
     if (col.kind == OutputColumn::Kind::Star) {
-      // Legacy `*` skips `_`-prefixed columns and never replaces a value already set (unless NULL).
       for (const auto& c : row) {
         if (!c.name.empty() && c.name[0] == '_') continue;
-        auto it = std::find_if(data.begin(), data.end(), [&](const Column& d) { return d.name == c.name; });
-        if (it == data.end()) data.push_back(c);
-        else if (it->value.is_null()) it->value = c.value;
+        Field* f = find_field(fields, c.name);
+        if (!f) fields.push_back(Field{&c.name, &c.value});
+        else if (f->value->is_null()) f->value = &c.value;
       }
       continue;
     }
-    if (!col.bare_column.empty() && !find_column(row, col.bare_column)) {
-      erase_output(data, col.name);  // undefined in the reference: omitted from the JSON
-      continue;
+    const Value* v;
+    if (!col.bare_column.empty()) {
+      v = find_column(row, col.bare_column);
+      if (!v) {  // undefined in the reference: omitted from the JSON
+        fields.erase(std::remove_if(fields.begin(), fields.end(), [&](const Field& f) { return *f.name == col.name; }),
+                     fields.end());
+        continue;
+      }
+    } else {
+      computed.push_back(col.expr->evaluate(ctx));
+      v = &computed.back();
     }
-    set_output(data, col.name, col.expr->evaluate(ctx));
+    if (Field* f = find_field(fields, col.name)) f->value = v;
+    else fields.push_back(Field{&col.name, v});
   }
-  return data;
-}
-
-std::string object_id(const Row& data) {
-  const Value* id = find_column(data, "id");
-  if (!id || id->is_blob()) return "";
+  json.clear();
+  json.reserve(64 + 24 * fields.size());
+  json.push_back('{');
+  bool first = true;
+  const Value* id = nullptr;
+  for (const auto& f : fields) {
+    if (f.value->is_blob()) continue;  // BLOBs are not JSON values: dropped
+    if (*f.name == "id") id = f.value;
+    if (!first) json.push_back(',');
+    first = false;
+    protocol::append_json_string(json, *f.name);
+    json.push_back(':');
+    protocol::append_json_value(json, *f.value, protocol::RealFormat::RowJson);
+  }
+  json.push_back('}');
+  if (!id) return "";
   if (id->is_text()) return id->as_text();
   return cast_as_text(*id).value_or("");
 }
@@ -240,20 +263,32 @@ void evaluate_data_query(const DataQuery& q, const SourceTable& table, const Row
   ctx.row = source;
   std::vector<Assignment> assignments = filter_row(*q.filter.match, ctx);
   if (assignments.empty()) return;
-  Row data = transform_row(q, *source, ctx);
   EvaluatedRow result;
+  result.id = write_output(q, *source, ctx, result.data);
   result.table = q.output_name.empty() ? table.name : q.output_name;
-  result.id = object_id(data);
-  result.data = protocol::encode_row_json(data);
   std::vector<Value> values(q.bucket_parameters.size());
-  for (const auto& a : assignments) {
-    for (size_t i = 0; i < q.bucket_parameters.size(); ++i) {
-      const Value* v = assigned(a, "bucket." + q.bucket_parameters[i]);
-      values[i] = v ? *v : Value::null();
+  for (size_t a = 0; a < assignments.size(); ++a) {
+    for (size_t i = 0; i < q.bucket_keys.size(); ++i) {
+      values[i] = Value::null();  // a parameter the assignment lacks serializes as null
+      for (auto& [key, value] : assignments[a])
+        if (key == q.bucket_keys[i]) values[i] = std::move(value);
     }
-    EvaluatedRow r = result;
-    r.bucket = protocol::bucket_id(options.bucket_prefix, definition, values);
-    out.push_back(std::move(r));
+    std::string bucket;
+    bucket.reserve(options.bucket_prefix.size() + definition.size() + 2 + 16 * values.size());
+    bucket.append(options.bucket_prefix).append(definition).push_back('[');
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (i) bucket.push_back(',');
+      protocol::append_json_value(bucket, values[i], protocol::RealFormat::Plain);
+    }
+    bucket.push_back(']');
+    if (a + 1 == assignments.size()) {
+      result.bucket = std::move(bucket);
+      out.push_back(std::move(result));
+    } else {
+      EvaluatedRow copy = result;
+      copy.bucket = std::move(bucket);
+      out.push_back(std::move(copy));
+    }
   }
 }
 

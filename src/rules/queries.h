@@ -38,6 +38,7 @@ struct DataQuery {
   std::vector<OutputColumn> columns;
   Clause filter;                             // a Match clause
   std::vector<std::string> bucket_parameters;  // of the definition, in bucket id order
+  std::vector<std::string> bucket_keys;        // "bucket.<name>" for each of them
 };
 
 struct ParameterQuery {

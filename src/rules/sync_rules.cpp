@@ -202,6 +202,7 @@ bool SyncRules::is_parameter_table(const SourceTable& table) const {
 
 RowEvaluation SyncRules::evaluate_row(const SourceTable& table, const Row& row) const {
   RowEvaluation out;
+  out.rows.reserve(4);
   for (const auto& def : impl_->definitions) {
     for (const auto& q : def.data_queries) {
       if (!q.table.matches(table.schema, table.name)) continue;
