@@ -41,7 +41,7 @@ const std::unordered_set<std::string>& reserved_words() {
 const char* unsupported_clause(const std::string& word) {
   if (word == "join" || word == "inner" || word == "left" || word == "right" || word == "full" ||
       word == "cross" || word == "natural" || word == "lateral")
-    return "JOIN is not supported in sync rules";
+    return "JOIN is not supported in sync rules (must SELECT from a single table)";
   if (word == "group") return "GROUP BY is not supported in sync rules";
   if (word == "order") return "ORDER BY is not supported in sync rules";
   if (word == "limit") return "LIMIT is not supported in sync rules";
@@ -246,7 +246,7 @@ class Parser {
     ref.alias = optional_alias();
     if (peek().kind == TokenKind::Identifier) {
       if (const char* msg = unsupported_clause(peek().value)) fail(msg);
-      if (peek().value == "on" || peek().value == "using") fail("JOIN is not supported in sync rules");
+      if (peek().value == "on" || peek().value == "using") fail(unsupported_clause("join"));
     }
     return ref;
   }
@@ -376,7 +376,7 @@ class Parser {
       advance();
       ExprPtr inner = expression();
       if (is_punct(","))
-        fail_at("IN with a list of values is not supported in sync rules; compare against JSON array text, "
+        fail_at("IN (...) value list not supported here; compare against JSON array text instead, "
                 "e.g. x IN '[\"a\",\"b\"]'",
                 open);
       expect_punct(")", "to close '('");
