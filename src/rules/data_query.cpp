@@ -204,8 +204,13 @@ std::string write_output(const DataQuery& q, const Row& row, const EvalContext& 
   fields.reserve(row.size() + q.columns.size());
   for (const auto& col : q.columns) {
     if (col.kind == OutputColumn::Kind::Star) {
+      const bool nothing_set = fields.empty();  // row column names are distinct: no lookups needed
       for (const auto& c : row) {
         if (!c.name.empty() && c.name[0] == '_') continue;
+        if (nothing_set) {
+          fields.push_back(Field{&c.name, &c.value});
+          continue;
+        }
         Field* f = find_field(fields, c.name);
         if (!f) fields.push_back(Field{&c.name, &c.value});
         else if (f->value->is_null()) f->value = &c.value;
@@ -234,7 +239,7 @@ std::string write_output(const DataQuery& q, const Row& row, const EvalContext& 
   const Value* id = nullptr;
   for (const auto& f : fields) {
     if (f.value->is_blob()) continue;  // BLOBs are not JSON values: dropped
-    if (*f.name == "id") id = f.value;
+    if (f.name->size() == 2 && (*f.name)[0] == 'i' && (*f.name)[1] == 'd') id = f.value;
     if (!first) json.push_back(',');
     first = false;
     protocol::append_json_string(json, *f.name);
