@@ -3,7 +3,9 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 
 namespace powersync::protocol {
 
@@ -38,15 +40,30 @@ void append_escaped(std::string& out, unsigned char c) {
 
 }  // namespace
 
+// Position of the first byte needing an escape at or after `i` (s.size() if none). Scans eight
+// bytes at a time: most strings have nothing to escape.
+size_t next_escape(std::string_view s, size_t i) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t x;
+    std::memcpy(&x, s.data() + i, 8);
+    uint64_t control = (x - 0x20 * kOnes) & ~x & kHigh;  // some byte < 0x20
+    uint64_t q = x ^ (0x22 * kOnes), b = x ^ (0x5C * kOnes);
+    uint64_t quote = (q - kOnes) & ~q & kHigh, backslash = (b - kOnes) & ~b & kHigh;
+    if (control | quote | backslash) break;
+  }
+  for (; i < s.size(); ++i)
+    if (kEscape.needs[static_cast<unsigned char>(s[i])]) return i;
+  return s.size();
+}
+
 void append_json_string(std::string& out, std::string_view s) {
   out.reserve(out.size() + s.size() + 2);
   out.push_back('"');
   size_t run_start = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (!kEscape.needs[c]) continue;
+  for (size_t i = next_escape(s, 0); i < s.size(); i = next_escape(s, i + 1)) {
     out.append(s.data() + run_start, i - run_start);
-    append_escaped(out, c);
+    append_escaped(out, static_cast<unsigned char>(s[i]));
     run_start = i + 1;
   }
   out.append(s.data() + run_start, s.size() - run_start);
@@ -66,6 +83,12 @@ void append_js_number(std::string& out, double v) {
   }
   if (v == 0) {
     out.push_back('0');  // also -0
+    return;
+  }
+  if (std::fabs(v) < 9e15 && v == std::trunc(v)) {  // integral and exact: plain digits, as JS prints them
+    char buf[24];
+    auto res = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(v));
+    out.append(buf, res.ptr);
     return;
   }
   char buf[64];
