@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 #include "powersync/protocol/checksum.h"
@@ -48,6 +49,38 @@ TEST(JsonString, EscapesLikeJsonStringify) {
   out.clear();
   append_json_string(out, std::string("\0", 1));
   EXPECT_EQ(out, "\"\\u0000\"");
+}
+
+// Byte-at-a-time reference for the word-at-a-time escaper.
+std::string naive_json_string(const std::string& s) {
+  std::string out = "\"";
+  char buf[8];
+  for (unsigned char c : s) {
+    if (c == '"') out += "\\\"";
+    else if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\b') out += "\\b";
+    else if (c == '\f') out += "\\f";
+    else if (c < 0x20) std::snprintf(buf, sizeof buf, "\\u%04x", c), out += buf;
+    else out.push_back(static_cast<char>(c));
+  }
+  return out + "\"";
+}
+
+TEST(JsonString, WordAtATimeScanMatchesBytewiseEscaping) {
+  uint32_t seed = 12345;
+  auto next = [&seed]() { return seed = seed * 1103515245u + 12345u; };
+  const unsigned char interesting[] = {0, 1, 0x1f, 0x20, '"', '\\', 'a', 0x7f, 0x80, 0x9f, 0xa0, 0xc3, 0xa9, 0xff, '\n', 0x21, 0x5b, 0x5d};
+  for (int round = 0; round < 2000; ++round) {
+    std::string s;
+    size_t len = next() % 40;
+    for (size_t i = 0; i < len; ++i) s.push_back(static_cast<char>(interesting[(next() >> 8) % sizeof interesting]));
+    std::string out;
+    append_json_string(out, s);
+    ASSERT_EQ(out, naive_json_string(s)) << "round " << round;
+  }
 }
 
 TEST(RowJson, KeepsOrderDropsBlobsAndMarksIntegralReals) {
