@@ -31,6 +31,13 @@ Value fn_lower(Args a, size_t) {
 
 // String.prototype.substring(start, end) over UTF-16 units: clamps to [0, len], swaps if reversed.
 std::string js_substring(const std::string& s, double start, double end) {
+  if (text::is_ascii(s)) {  // one byte per UTF-16 unit
+    double len = static_cast<double>(s.size());
+    auto clamp = [len](double x) { return std::isnan(x) ? 0.0 : x < 0 ? 0.0 : x > len ? len : x; };
+    double a = clamp(start), b = clamp(end);
+    if (a > b) std::swap(a, b);
+    return s.substr(static_cast<size_t>(a), static_cast<size_t>(b - a));
+  }
   std::u16string u = text::to_utf16(s);
   double len = static_cast<double>(u.size());
   auto clamp = [len](double x) { return std::isnan(x) ? 0.0 : x < 0 ? 0.0 : x > len ? len : x; };
