@@ -198,9 +198,12 @@ Field* find_field(std::vector<Field>& fields, const std::string& name) {
 // never replaces a set value unless it is NULL and skips `_` columns; absent plain columns are
 // omitted) and writes the row JSON. Returns the object id.
 std::string write_output(const DataQuery& q, const Row& row, const EvalContext& ctx, std::string& json) {
-  std::vector<Value> computed;
+  // Per-thread scratch space: evaluation is not re-entrant, and this saves two allocations per row.
+  thread_local std::vector<Value> computed;
+  thread_local std::vector<Field> fields;
+  computed.clear();
+  fields.clear();
   computed.reserve(q.columns.size());  // stable addresses for Field::value
-  std::vector<Field> fields;
   fields.reserve(row.size() + q.columns.size());
   for (const auto& col : q.columns) {
     if (col.kind == OutputColumn::Kind::Star) {
