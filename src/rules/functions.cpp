@@ -244,6 +244,40 @@ bool small_integer(std::string_view t, int64_t& out) {
 
 bool plain_string(std::string_view t) { return t[0] == '"' && t.find('\\') == std::string_view::npos; }
 
+// True when (already validated) JSON text is exactly what JSONBig.stringify would write for it:
+// no whitespace, only integer numbers (not -0), no escapes, and no string that looks like an array
+// index (JavaScript would move such object keys first). Then it can be returned verbatim.
+bool canonical_json(std::string_view t) {
+  bool in_string = false;
+  size_t string_start = 0;
+  bool all_digits = true;
+  size_t digit_run = 0;  // numbers beyond 64 bits go through the parser (which cannot keep them exact)
+  for (size_t i = 0; i < t.size(); ++i) {
+    char c = t[i];
+    if (!in_string) digit_run = (c >= '0' && c <= '9') ? digit_run + 1 : 0;
+    if (digit_run > 18) return false;
+    if (in_string) {
+      if (c == '\\') return false;
+      if (c == '"') {
+        in_string = false;
+        if (all_digits && i > string_start) return false;
+      } else if (c < '0' || c > '9') {
+        all_digits = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"': in_string = true, string_start = i + 1, all_digits = true; break;
+      case ' ': case '\t': case '\n': case '\r': case '.': case 'e': case 'E': return false;
+      case '-':
+        if (i + 1 < t.size() && t[i + 1] == '0') return false;
+        break;
+      default: break;
+    }
+  }
+  return true;
+}
+
 // Converts the located target (raw JSON text) like the full path: -> gives JSON text, ->> and
 // json_extract give the SQL value.
 Value convert_target(std::string_view t, ExtractMode mode) {
@@ -253,6 +287,7 @@ Value convert_target(std::string_view t, ExtractMode mode) {
   if (plain_string(t)) return Value::text(std::string(arrow ? t : t.substr(1, t.size() - 2)));
   int64_t i;
   if (small_integer(t, i)) return arrow ? Value::text(std::to_string(i)) : Value::integer(i);
+  if ((t[0] == '[' || t[0] == '{') && canonical_json(t)) return Value::text(std::string(t));
   json::Json j = json::parse_or_throw(t);
   return arrow ? Value::text(json::stringify(j)) : json::to_value(j, json::NullMode::LegacyText);
 }
