@@ -80,7 +80,7 @@ std::shared_ptr<Expression> request_expression(const ast::Expr& e, ClauseCompile
   return c.expr;
 }
 
-bool any_output(const ParameterQuery& q, bool (*pred)(const ast::Expr&), const std::vector<const ast::Expr*>& nodes) {
+bool any_node_reads(bool (*pred)(const ast::Expr&), const std::vector<const ast::Expr*>& nodes) {
   for (const ast::Expr* n : nodes)
     if (n && pred(*n)) return true;
   return false;
@@ -106,8 +106,8 @@ void compile_static(const ast::SelectStatement& stmt, const std::string& sql, co
   }
   compile_outputs(stmt, sql, ctx, nullptr, cc, q, issues);
   auto outputs = request_output_nodes(stmt);
-  bool client = any_output(q, reads_client_parameters, outputs) || (stmt.where && reads_client_parameters(*stmt.where));
-  if (client && !any_output(q, reads_authenticated, outputs) && !ctx.accept_potentially_dangerous_queries)
+  bool client = any_node_reads(reads_client_parameters, outputs) || (stmt.where && reads_client_parameters(*stmt.where));
+  if (client && !any_node_reads(reads_authenticated, outputs) && !ctx.accept_potentially_dangerous_queries)
     issues.push_back(QueryIssue{RuleIssue::Severity::Warning, kDangerous, stmt.offset});
 }
 
@@ -142,8 +142,8 @@ void compile_table_valued(const ast::SelectStatement& stmt, const std::string& s
   compile_outputs(stmt, sql, ctx, nullptr, cc, q, issues);
   auto outputs = request_output_nodes(stmt);
   outputs.push_back(call.operands[0].get());
-  bool client = any_output(q, reads_client_parameters, outputs) || (stmt.where && reads_client_parameters(*stmt.where));
-  if (client && !any_output(q, reads_authenticated, outputs) && !ctx.accept_potentially_dangerous_queries)
+  bool client = any_node_reads(reads_client_parameters, outputs) || (stmt.where && reads_client_parameters(*stmt.where));
+  if (client && !any_node_reads(reads_authenticated, outputs) && !ctx.accept_potentially_dangerous_queries)
     issues.push_back(QueryIssue{RuleIssue::Severity::Warning, kDangerous, stmt.offset});
 }
 
@@ -174,8 +174,8 @@ void compile_table(const ast::SelectStatement& stmt, const std::string& sql, con
       outputs.push_back(item.expr.get());
   std::vector<const ast::Expr*> filter_nodes;
   for (const auto& in : q.filter.inputs) filter_nodes.push_back(in.node);
-  bool client = any_output(q, reads_client_parameters, outputs) || any_output(q, reads_client_parameters, filter_nodes);
-  bool authenticated = any_output(q, reads_authenticated, outputs) ||
+  bool client = any_node_reads(reads_client_parameters, outputs) || any_node_reads(reads_client_parameters, filter_nodes);
+  bool authenticated = any_node_reads(reads_authenticated, outputs) ||
                        (q.filter.match && match_authenticated(*q.filter.match, q.filter.inputs));
   if (client && !authenticated && !ctx.accept_potentially_dangerous_queries)
     issues.push_back(QueryIssue{RuleIssue::Severity::Warning, kDangerous, stmt.offset});
