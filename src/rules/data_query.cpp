@@ -184,6 +184,50 @@ std::string write_output(const DataQuery& q, const Row& row, const EvalContext& 
 
 }  // namespace
 
+namespace {
+
+std::string bucket_id_of(const std::string& prefix, const std::string& definition, const std::vector<Value>& values) {
+  std::string bucket;
+  bucket.reserve(prefix.size() + definition.size() + 2 + 16 * values.size());
+  bucket.append(prefix).append(definition).push_back('[');
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) bucket.push_back(',');
+    protocol::append_json_value(bucket, values[i], protocol::RealFormat::Plain);
+  }
+  bucket.push_back(']');
+  return bucket;
+}
+
+// The bucket parameter values of each way the WHERE clause holds. The two most common shapes (a row
+// filter, one `column = bucket.p`) skip the general assignment machinery.
+std::vector<std::vector<Value>> bucket_values(const DataQuery& q, const EvalContext& ctx) {
+  const MatchNode& m = *q.filter.match;
+  std::vector<std::vector<Value>> out;
+  if (m.kind == MatchNode::Kind::RowFilter) {
+    if (!m.row || m.row->evaluate_truthy(ctx)) out.emplace_back(q.bucket_parameters.size());
+    return out;
+  }
+  if (m.kind == MatchNode::Kind::Equals) {
+    Value v = m.row->evaluate(ctx);
+    if (v.is_null() || v.is_blob()) return out;
+    out.emplace_back(q.bucket_parameters.size());
+    for (size_t i = 0; i < q.bucket_keys.size(); ++i)
+      if (q.bucket_keys[i] == m.key) out.back()[i] = std::move(v);
+    return out;
+  }
+  std::vector<Assignment> assignments = filter_row(m, ctx);
+  out.reserve(assignments.size());
+  for (auto& assignment : assignments) {
+    out.emplace_back(q.bucket_parameters.size());  // a parameter the assignment lacks serializes as null
+    for (size_t i = 0; i < q.bucket_keys.size(); ++i)
+      for (auto& [key, value] : assignment)
+        if (key == q.bucket_keys[i]) out.back()[i] = std::move(value);
+  }
+  return out;
+}
+
+}  // namespace
+
 void evaluate_data_query(const DataQuery& q, const SourceTable& table, const Row& row, const ParseOptions& options,
                          const std::string& definition, std::vector<EvaluatedRow>& out) {
   const Row* source = &row;
@@ -196,27 +240,14 @@ void evaluate_data_query(const DataQuery& q, const SourceTable& table, const Row
   }
   EvalContext ctx;
   ctx.row = source;
-  std::vector<Assignment> assignments = filter_row(*q.filter.match, ctx);
-  if (assignments.empty()) return;
+  std::vector<std::vector<Value>> buckets = bucket_values(q, ctx);
+  if (buckets.empty()) return;
   EvaluatedRow result;
   result.id = write_output(q, *source, ctx, result.data);
   result.table = q.output_name.empty() ? table.name : q.output_name;
-  std::vector<Value> values(q.bucket_parameters.size());
-  for (size_t a = 0; a < assignments.size(); ++a) {
-    for (size_t i = 0; i < q.bucket_keys.size(); ++i) {
-      values[i] = Value::null();  // a parameter the assignment lacks serializes as null
-      for (auto& [key, value] : assignments[a])
-        if (key == q.bucket_keys[i]) values[i] = std::move(value);
-    }
-    std::string bucket;
-    bucket.reserve(options.bucket_prefix.size() + definition.size() + 2 + 16 * values.size());
-    bucket.append(options.bucket_prefix).append(definition).push_back('[');
-    for (size_t i = 0; i < values.size(); ++i) {
-      if (i) bucket.push_back(',');
-      protocol::append_json_value(bucket, values[i], protocol::RealFormat::Plain);
-    }
-    bucket.push_back(']');
-    if (a + 1 == assignments.size()) {
+  for (size_t a = 0; a < buckets.size(); ++a) {
+    std::string bucket = bucket_id_of(options.bucket_prefix, definition, buckets[a]);
+    if (a + 1 == buckets.size()) {
       result.bucket = std::move(bucket);
       out.push_back(std::move(result));
     } else {
