@@ -11,6 +11,7 @@ if ! command -v clang++ >/dev/null; then
   echo "clang++ not installed (test/install_deps.sh installs it)"
   echo "0 passed, 1 failed"; exit 1
 fi
+mkdir -p "$BUILD"
 if ! make -s -j2 BUILD="$BUILD" fuzz >"$BUILD/fuzz-build.log" 2>&1; then
   tail -n 30 "$BUILD/fuzz-build.log"
   echo "0 passed, 1 failed"; exit 1
