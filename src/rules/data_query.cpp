@@ -186,11 +186,12 @@ std::string write_output(const DataQuery& q, const Row& row, const EvalContext& 
 
 namespace {
 
-std::string bucket_id_of(const std::string& prefix, const std::string& definition, const std::vector<Value>& values) {
+// Appends `prefix + definition + [values...]` for the `n` values starting at `values`.
+std::string bucket_id_of(const std::string& prefix, const std::string& definition, const Value* values, size_t n) {
   std::string bucket;
-  bucket.reserve(prefix.size() + definition.size() + 2 + 16 * values.size());
+  bucket.reserve(prefix.size() + definition.size() + 2 + 16 * n);
   bucket.append(prefix).append(definition).push_back('[');
-  for (size_t i = 0; i < values.size(); ++i) {
+  for (size_t i = 0; i < n; ++i) {
     if (i) bucket.push_back(',');
     protocol::append_json_value(bucket, values[i], protocol::RealFormat::Plain);
   }
@@ -198,32 +199,33 @@ std::string bucket_id_of(const std::string& prefix, const std::string& definitio
   return bucket;
 }
 
-// The bucket parameter values of each way the WHERE clause holds. The two most common shapes (a row
-// filter, one `column = bucket.p`) skip the general assignment machinery.
-std::vector<std::vector<Value>> bucket_values(const DataQuery& q, const EvalContext& ctx) {
+// The bucket parameter values of each way the WHERE clause holds, flattened into `values`
+// (assignment a at [a * n, (a + 1) * n)); returns the number of assignments. The two most common
+// shapes (a row filter, one `column = bucket.p`) skip the general assignment machinery.
+size_t bucket_values(const DataQuery& q, const EvalContext& ctx, std::vector<Value>& values) {
   const MatchNode& m = *q.filter.match;
-  std::vector<std::vector<Value>> out;
+  const size_t n = q.bucket_parameters.size();
+  values.clear();
   if (m.kind == MatchNode::Kind::RowFilter) {
-    if (!m.row || m.row->evaluate_truthy(ctx)) out.emplace_back(q.bucket_parameters.size());
-    return out;
+    if (m.row && !m.row->evaluate_truthy(ctx)) return 0;
+    values.resize(n);
+    return 1;
   }
   if (m.kind == MatchNode::Kind::Equals) {
     Value v = m.row->evaluate(ctx);
-    if (v.is_null() || v.is_blob()) return out;
-    out.emplace_back(q.bucket_parameters.size());
-    for (size_t i = 0; i < q.bucket_keys.size(); ++i)
-      if (q.bucket_keys[i] == m.key) out.back()[i] = std::move(v);
-    return out;
+    if (v.is_null() || v.is_blob()) return 0;
+    values.resize(n);
+    for (size_t i = 0; i < n; ++i)
+      if (q.bucket_keys[i] == m.key) values[i] = std::move(v);
+    return 1;
   }
   std::vector<Assignment> assignments = filter_row(m, ctx);
-  out.reserve(assignments.size());
-  for (auto& assignment : assignments) {
-    out.emplace_back(q.bucket_parameters.size());  // a parameter the assignment lacks serializes as null
-    for (size_t i = 0; i < q.bucket_keys.size(); ++i)
-      for (auto& [key, value] : assignment)
-        if (key == q.bucket_keys[i]) out.back()[i] = std::move(value);
-  }
-  return out;
+  values.resize(n * assignments.size());  // a parameter an assignment lacks serializes as null
+  for (size_t a = 0; a < assignments.size(); ++a)
+    for (size_t i = 0; i < n; ++i)
+      for (auto& [key, value] : assignments[a])
+        if (key == q.bucket_keys[i]) values[a * n + i] = std::move(value);
+  return assignments.size();
 }
 
 }  // namespace
@@ -240,14 +242,16 @@ void evaluate_data_query(const DataQuery& q, const SourceTable& table, const Row
   }
   EvalContext ctx;
   ctx.row = source;
-  std::vector<std::vector<Value>> buckets = bucket_values(q, ctx);
-  if (buckets.empty()) return;
+  thread_local std::vector<Value> values;  // evaluation is not re-entrant: reuse the buffer
+  const size_t count = bucket_values(q, ctx, values);
+  if (count == 0) return;
+  const size_t n = q.bucket_parameters.size();
   EvaluatedRow result;
   result.id = write_output(q, *source, ctx, result.data);
   result.table = q.output_name.empty() ? table.name : q.output_name;
-  for (size_t a = 0; a < buckets.size(); ++a) {
-    std::string bucket = bucket_id_of(options.bucket_prefix, definition, buckets[a]);
-    if (a + 1 == buckets.size()) {
+  for (size_t a = 0; a < count; ++a) {
+    std::string bucket = bucket_id_of(options.bucket_prefix, definition, values.data() + a * n, n);
+    if (a + 1 == count) {
       result.bucket = std::move(bucket);
       out.push_back(std::move(result));
     } else {
