@@ -38,35 +38,31 @@ class PgError : public std::exception {
 
 // Runs fn (Postgres calls only) under PG_TRY; an ereport becomes a thrown PgError.
 template <typename F>
-auto pg_call(F&& fn) -> decltype(fn()) {
-  using R = decltype(fn());
+void pg_call_void(F&& fn) {
   MemoryContext caller_context = CurrentMemoryContext;
   ErrorData* volatile caught = nullptr;
+  PG_TRY();
+  { fn(); }
+  PG_CATCH();
+  {
+    MemoryContextSwitchTo(caller_context);
+    caught = CopyErrorData();
+    FlushErrorState();
+  }
+  PG_END_TRY();
+  if (caught) throw PgError(caught);
+}
+
+// As pg_call_void, returning fn's (trivially copyable) result: a Datum, a pointer, a number.
+template <typename F>
+auto pg_call(F&& fn) -> decltype(fn()) {
+  using R = decltype(fn());
   if constexpr (std::is_void_v<R>) {
-    PG_TRY();
-    { fn(); }
-    PG_CATCH();
-    {
-      MemoryContextSwitchTo(caller_context);
-      caught = CopyErrorData();
-      FlushErrorState();
-    }
-    PG_END_TRY();
-    if (caught) throw PgError(caught);
+    pg_call_void(std::forward<F>(fn));
   } else {
     static_assert(std::is_trivially_copyable_v<R>, "pg_call results must be trivially copyable (Datum, pointers, ints)");
     R result{};
-    R* volatile slot = &result;
-    PG_TRY();
-    { *slot = fn(); }
-    PG_CATCH();
-    {
-      MemoryContextSwitchTo(caller_context);
-      caught = CopyErrorData();
-      FlushErrorState();
-    }
-    PG_END_TRY();
-    if (caught) throw PgError(caught);
+    pg_call_void([&] { result = fn(); });
     return result;
   }
 }
