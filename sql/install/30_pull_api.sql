@@ -114,8 +114,9 @@ COMMENT ON FUNCTION powersync.write_checkpoint_at(text, text, bigint) IS
 
 -- Test and tooling helper ---------------------------------------------------------------------------
 
--- Waits until the active version has a checkpoint whose LSN passed the WAL head at call time and
--- returns its op id. A logical message makes the worker produce that checkpoint even when idle.
+-- Waits until the newest deployed version is active and has a checkpoint whose LSN passed the WAL
+-- head at call time; returns its op id. A logical message makes the worker produce that checkpoint
+-- even when idle.
 CREATE FUNCTION powersync.wait_for_checkpoint(timeout interval DEFAULT '30 seconds') RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -126,16 +127,18 @@ DECLARE
 BEGIN
   PERFORM pg_logical_emit_message(false, 'powersync', 'ping');
   LOOP
-    SELECT s.last_checkpoint AS op_id, s.last_checkpoint_lsn AS lsn INTO cp
-      FROM powersync.sync_rules s WHERE s.state = 'ACTIVE';
-    IF cp.lsn IS NOT NULL AND cp.lsn >= target THEN
+    -- The newest live version: right after a deploy that is the one still processing.
+    SELECT s.last_checkpoint AS op_id, s.last_checkpoint_lsn AS lsn, s.state, s.id INTO cp
+      FROM powersync.sync_rules s WHERE s.state <> 'STOP' ORDER BY s.id DESC LIMIT 1;
+    IF cp.state = 'ACTIVE' AND cp.lsn IS NOT NULL AND cp.lsn >= target THEN
       RETURN cp.op_id;
     END IF;
     IF clock_timestamp() > deadline THEN
       SELECT r.status, r.last_error, r.replicated_lsn INTO worker FROM powersync.replication_state r;
       RAISE EXCEPTION 'no checkpoint reached WAL position % within %', target, timeout
         USING ERRCODE = 'query_canceled',
-              DETAIL = format('active checkpoint: %s at %s; worker status: %s, replicated up to %s, last error: %s',
+              DETAIL = format('newest version: %s (%s), checkpoint %s at %s; worker status: %s, replicated up to %s, last error: %s',
+                              coalesce(cp.id::text, 'none'), coalesce(cp.state, '-'),
                               coalesce(cp.op_id::text, 'none'), coalesce(cp.lsn::text, '-'), worker.status,
                               coalesce(worker.replicated_lsn::text, '-'), coalesce(worker.last_error, '-')),
               HINT = 'See SELECT * FROM powersync.status() and the server log.';
@@ -144,8 +147,9 @@ BEGIN
   END LOOP;
 END $$;
 COMMENT ON FUNCTION powersync.wait_for_checkpoint(interval) IS
-  'Waits (polling) until the active version has a checkpoint at or past pg_current_wal_lsn() as of the call and '
-  'returns its op id; ERROR after timeout. Do not call it inside a REPEATABLE READ transaction.';
+  'Waits (polling) until the newest deployed sync rules version is ACTIVE with a checkpoint at or past '
+  'pg_current_wal_lsn() as of the call, and returns that op id; ERROR after timeout (with the worker status). '
+  'Do not call it inside a REPEATABLE READ transaction.';
 
 -- Status -------------------------------------------------------------------------------------------
 
@@ -174,7 +178,7 @@ LANGUAGE sql STABLE AS $$
          coalesce(sum(p.rows_copied), 0)::bigint,
          CASE WHEN s.snapshot_done THEN 100.0 ELSE round(coalesce(avg(p.percent_done), 0), 1) END,
          s.last_checkpoint, s.last_checkpoint_lsn,
-         r.replicated_lsn, pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(r.replicated_lsn, slot.confirmed_flush_lsn)),
+         r.replicated_lsn, pg_wal_lsn_diff(pg_current_wal_lsn(), greatest(r.replicated_lsn, slot.confirmed_flush_lsn)),
          r.slot_name, coalesce(slot.wal_status, 'missing'), slot.confirmed_flush_lsn,
          r.status, r.worker_pid, r.last_error, r.last_error_at
     FROM powersync.replication_state r
@@ -188,5 +192,6 @@ LANGUAGE sql STABLE AS $$
 $$;
 COMMENT ON FUNCTION powersync.status() IS
   'Replication status per live sync rules version: state, snapshot progress (tables, rows, percent; per table in '
-  'powersync.snapshot_progress), newest checkpoint, replicated LSN and lag in bytes behind pg_current_wal_lsn(), '
+  'powersync.snapshot_progress), newest checkpoint, replicated LSN and lag in bytes behind pg_current_wal_lsn() '
+  '(from the replicated LSN or the slot position, whichever is further: idle rounds only move the slot), '
   'the slot and its wal_status (missing when the slot does not exist), worker status/pid and last error.';
