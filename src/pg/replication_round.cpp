@@ -48,10 +48,11 @@ bool same_shape(const RelationInfo& a, const RelationInfo& b) {
 }
 
 // Logical decoding logs "starting logical decoding for slot" at LOG level on every call; a worker
-// polling every few milliseconds would flood the server log, so those calls run with warnings only.
+// polling every few milliseconds would flood the server log (LOG outranks ERROR there), so those calls
+// run with log_min_messages = fatal; their errors still reach the worker, which logs them itself.
 template <typename F>
 auto quietly(F&& fn) {
-  pg_call([] { SetConfigOption("log_min_messages", "warning", PGC_SUSET, PGC_S_SESSION); });
+  pg_call([] { SetConfigOption("log_min_messages", "fatal", PGC_SUSET, PGC_S_SESSION); });
   try {
     auto result = fn();
     pg_call([] { SetConfigOption("log_min_messages", nullptr, PGC_SUSET, PGC_S_SESSION); });
@@ -83,6 +84,10 @@ void Replicator::apply_pending(std::vector<RowChange>& changes) {
 }
 
 bool Replicator::round() {
+  // WAL that nobody flushes (a non-transactional logical message, async commits) would stay invisible
+  // to decoding until some later flush; flush it ourselves so pings and such commits are seen at once.
+  Lsn inserted = GetXLogInsertRecPtr();
+  if (inserted > GetFlushRecPtr(nullptr)) pg_call([&] { XLogFlush(inserted); });
   Lsn upto = GetFlushRecPtr(nullptr);
   if (upto <= slot_lsn_) return false;
   Transaction xact;
