@@ -195,3 +195,17 @@ COMMENT ON FUNCTION powersync.status() IS
   'powersync.snapshot_progress), newest checkpoint, replicated LSN and lag in bytes behind pg_current_wal_lsn() '
   '(from the replicated LSN or the slot position, whichever is further: idle rounds only move the slot), '
   'the slot and its wal_status (missing when the slot does not exist), worker status/pid and last error.';
+-- The request's buckets at the checkpoint (rules evaluation in C++, lookups "as of" C).
+CREATE FUNCTION powersync._request_buckets(token_claims text, client_parameters text, at_checkpoint bigint)
+RETURNS TABLE(bucket text, priority int)
+AS 'MODULE_PATHNAME', 'powersync_request_buckets' LANGUAGE C STABLE;
+
+CREATE FUNCTION powersync.request_buckets(token_claims jsonb, client_parameters jsonb, at_checkpoint bigint DEFAULT NULL)
+RETURNS TABLE(bucket text, priority int)
+LANGUAGE sql STABLE AS $$
+  SELECT * FROM powersync._request_buckets(token_claims::text, client_parameters::text, at_checkpoint)
+$$;
+COMMENT ON FUNCTION powersync.request_buckets(jsonb, jsonb, bigint) IS
+  'Buckets (with priority) of a request: static buckets of the active rules plus dynamic ones whose parameter '
+  'lookups are evaluated as of at_checkpoint (latest index row per source row with id <= C, tombstones dropped). '
+  'More than 1000 parameter results: ERROR mentioning PSYNC_S2305. No active rules: ERROR (PSYNC_S2302).';
