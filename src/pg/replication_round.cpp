@@ -25,7 +25,7 @@ namespace {
 constexpr int64_t kPeekLimit = 200000;    // rows per peek; a round stops at a commit after that many
 constexpr size_t kApplyChunk = 2000;      // row changes per prefetch
 constexpr size_t kFlushRecords = 20000;   // pending ops/rows before writing them
-constexpr Lsn kStandbySnapshotEvery = 8 << 20;
+constexpr Lsn kRestartLagMax = 1 << 20;  // WAL re-read per decoding call before we log running xacts
 
 RelationInfo read_relation(wire::Reader& r) {
   RelationInfo rel;
@@ -89,9 +89,22 @@ bool Replicator::round() {
   Lsn inserted = GetXLogInsertRecPtr();
   if (inserted > GetFlushRecPtr(nullptr)) pg_call([&] { XLogFlush(inserted); });
   Lsn upto = GetFlushRecPtr(nullptr);
-  if (upto <= slot_lsn_) return false;
+  int64_t now = GetCurrentTimestamp();
+  // No new WAL: still look at the deployed versions now and then (a deploy that committed before our
+  // slot existed brings no WAL we would see).
+  if (upto <= slot_lsn_ && now - last_refresh_ < 1000000) return false;
   Transaction xact;
   refresh_versions();
+  last_refresh_ = now;
+  if (upto <= slot_lsn_) {  // no new WAL: only catalog-side work (drops, renames, activation)
+    int64_t ops_before = batch_.ops_written();
+    check_dropped_tables();
+    bool activated = maybe_activate(applied_lsn_);
+    bool wrote = batch_.ops_written() != ops_before;
+    if (activated || wrote) write_checkpoint(applied_lsn_);
+    xact.commit();
+    return activated || wrote;
+  }
   static spi::Statement peek(
       "SELECT data FROM pg_logical_slot_peek_binary_changes($1::name, $2, $3, 'tables', $4)",
       {TEXTOID, LSNOID, INT4OID, TEXTOID});
@@ -216,20 +229,26 @@ void Replicator::write_checkpoint(Lsn lsn) {
 // Moves the slot only after our ops are committed, so it never passes what our tables hold.
 void Replicator::advance_slot(Lsn lsn) {
   if (lsn <= slot_lsn_) return;
-  Lsn previous = slot_lsn_;
+  Lsn restart = 0;
   {
     Transaction xact;
     static spi::Statement advance("SELECT pg_replication_slot_advance($1::name, $2)", {TEXTOID, LSNOID});
-    Datum args[2] = {spi::text_datum(slot_),
-                     LSNGetDatum(lsn)};
+    static spi::Statement slot("SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = $1::name", {TEXTOID});
+    Datum args[2] = {spi::text_datum(slot_), LSNGetDatum(lsn)};
     quietly([&] { return advance.run(args); });
+    spi::release();
+    if (slot.run(args) == 1) restart = spi::lsn_at(0, 0);
     spi::release();
     xact.commit();
   }
   slot_lsn_ = lsn;
-  // Decoding restarts from the slot's restart_lsn, which only moves at running-xacts records; after a
-  // lot of WAL, log one so that the next rounds do not re-read it all.
-  if (lsn - previous > kStandbySnapshotEvery) pg_call([] { LogStandbySnapshot(); });
+  // Every decoding call re-reads the WAL from the slot's restart_lsn, which only moves at running-xacts
+  // records (logged every 15 s when busy). When it lags, log one now so the next rounds start later.
+  int64_t now = GetCurrentTimestamp();
+  if (restart != 0 && lsn - restart > kRestartLagMax && now - last_standby_snapshot_ > 200000) {
+    pg_call([] { LogStandbySnapshot(); });
+    last_standby_snapshot_ = now;
+  }
 }
 
 }  // namespace powersync::pg

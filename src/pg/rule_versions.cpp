@@ -242,17 +242,26 @@ void Replicator::retire_table(RuleVersion& v, uint32_t relid) {
   v.tables.erase(it);
 }
 
+// Dropped tables produce no change at all, and a table renamed to a name the rules do not read no
+// longer reaches us through the plugin: both are found here, in the catalog, once a second.
 void Replicator::check_dropped_tables() {
   int64_t now = GetCurrentTimestamp();
   if (now - last_drop_check_ < 1000000) return;
   last_drop_check_ = now;
-  spi::exec("SELECT DISTINCT relid FROM powersync.source_tables st WHERE NOT EXISTS "
-            "(SELECT 1 FROM pg_class c WHERE c.oid = st.relid)");
-  std::vector<uint32_t> gone;
-  for (uint64_t i = 0; i < SPI_processed; ++i) gone.push_back(static_cast<uint32_t>(spi::int64_at(i, 0)));
+  spi::exec("SELECT DISTINCT st.relid, c.oid IS NULL FROM powersync.source_tables st LEFT JOIN pg_class c ON "
+            "c.oid = st.relid LEFT JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid IS NULL OR "
+            "c.relname <> st.table_name OR n.nspname <> st.schema_name");
+  std::vector<std::pair<uint32_t, bool>> changed;
+  for (uint64_t i = 0; i < SPI_processed; ++i)
+    changed.emplace_back(static_cast<uint32_t>(spi::int64_at(i, 0)), spi::bool_at(i, 1));
   spi::release();
-  for (uint32_t relid : gone)
-    for (auto& [id, v] : versions_) retire_table(v, relid);
+  for (auto [relid, gone] : changed) {
+    RelationInfo rel = gone ? RelationInfo{} : catalog_relation(relid);
+    for (auto& [id, v] : versions_) {
+      if (gone || rel.name.empty()) retire_table(v, relid);
+      else if (v.tables.count(relid)) source_table_for(v, rel);  // renamed: re-register or retire
+    }
+  }
 }
 
 void Replicator::drop_version_data(int64_t version) {

@@ -19,6 +19,9 @@ extern "C" {
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/slot.h"
+#include "storage/lwlock.h"
+#include "storage/standby.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
@@ -191,6 +194,24 @@ std::vector<Oid> list_databases() {
   return out;
 }
 
+// A new logical slot only becomes consistent after running-xacts records that show the transactions of
+// its creation time finished; the bgwriter logs those every 15 s. While one of our slots is being
+// created, the launcher logs them every 100 ms instead.
+bool slot_being_created() {
+  bool creating = false;
+  pg_call([&] {
+    LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+    for (int i = 0; i < max_replication_slots; ++i) {
+      ReplicationSlot* slot = &ReplicationSlotCtl->replication_slots[i];
+      if (slot->in_use && slot->data.persistency == RS_EPHEMERAL &&
+          strcmp(NameStr(slot->data.plugin), "powersync_pg") == 0)
+        creating = true;
+    }
+    LWLockRelease(ReplicationSlotControlLock);
+  });
+  return creating;
+}
+
 }  // namespace
 
 bool start_replication_worker(Oid database, bool wait_for_extension, BackgroundWorkerHandle** handle) {
@@ -232,7 +253,10 @@ void powersync_launcher_main(Datum arg) {
   BackgroundWorkerInitializeConnection(nullptr, nullptr, 0);
   try {
     std::map<Oid, BackgroundWorkerHandle*> workers;  // handles live in TopMemoryContext
-    for (;;) {
+    for (int tick = 0;; tick = (tick + 1) % 100) {
+      wait_ms(100);
+      if (slot_being_created()) pg_call([] { LogStandbySnapshot(); });
+      if (tick != 0) continue;
       for (Oid db : list_databases()) {
         auto it = workers.find(db);
         pid_t pid;
@@ -243,7 +267,6 @@ void powersync_launcher_main(Datum arg) {
         MemoryContextSwitchTo(old);
         if (started) workers[db] = handle;
       }
-      wait_ms(10000);
     }
   } catch (const std::exception& e) {
     std::string msg = e.what();

@@ -148,6 +148,8 @@ class Replicator {
   Lsn last_written_lsn_ = 0;  // replication_state.replicated_lsn
   int64_t last_drop_check_ = 0;
   int64_t last_state_write_ = 0;
+  int64_t last_standby_snapshot_ = 0;
+  int64_t last_refresh_ = 0;
   std::map<int64_t, RuleVersion> versions_;
   std::unordered_map<uint32_t, RelationInfo> relations_;
   ChangeBatch batch_;
