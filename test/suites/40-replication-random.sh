@@ -53,5 +53,25 @@ wait "$w1"
 psql_q -tAc "SELECT powersync.wait_for_checkpoint('120s')" >/dev/null || fail "no checkpoint after concurrent compaction"
 repl_check "concurrent compaction" true
 
+# Negative controls: the check must notice a lost op and a replayed op (then the state is broken,
+# so this comes last).
+lost=$(psql_q -tA <<SQL
+DELETE FROM powersync.bucket_data WHERE (bucket, op_id) IN (
+  SELECT bucket, op_id FROM powersync.bucket_data d JOIN powersync.sync_rules s ON s.id = d.sync_rules_id
+   WHERE s.state = 'ACTIVE' AND d.op = 'PUT' ORDER BY d.op_id DESC LIMIT 1);
+INSERT INTO powersync.bucket_data (bucket, op_id, sync_rules_id, op, object_type, object_id, subkey, data, checksum,
+                                   target_op, cum_checksum, cum_count)
+SELECT bucket, op_id + k, sync_rules_id, op, object_type, object_id, subkey, data, checksum, target_op,
+       cum_checksum, cum_count
+  FROM (SELECT * FROM powersync.bucket_data WHERE op = 'PUT' AND sync_rules_id = pscheck.version()
+         ORDER BY op_id DESC LIMIT 1) d, (VALUES (1000000000), (1000000001)) k(k);
+UPDATE powersync.sync_rules SET last_checkpoint = last_checkpoint + 2000000000 WHERE state = 'ACTIVE';
+SELECT string_agg(name, ', ' ORDER BY name) FROM pscheck.run($REPL_TABLES, true) WHERE failures > 0;
+SQL
+)
+check "negative control: a lost op and a replayed op are detected ($lost)" \
+  grep -q "duplicated ops" <<<"$lost"
+check "negative control: the reduction check sees the lost op" grep -q "reduced op log" <<<"$lost"
+
 echo "seed $SEED"
 finish
