@@ -31,6 +31,13 @@ UPDATE rb_members SET list_id = 12 WHERE id = 1;   -- lookup moves: old one gets
 DELETE FROM rb_members WHERE id = 2;               -- tombstone
 SELECT powersync.wait_for_checkpoint('60s') AS c2 \gset
 
+-- status(): the active version, its snapshot progress, the worker and the slot.
+SELECT state, snapshot_done, tables_total, tables_snapshotted, snapshot_percent, last_checkpoint = :c2 AS at_c2,
+       worker_status, slot_wal_status, last_error IS NULL AS no_error, lag_bytes >= 0 AS lag_known
+  FROM powersync.status() WHERE version = :v;
+SELECT table_name, replica_identity, snapshot_done, percent_done FROM powersync.snapshot_progress
+ WHERE version = :v ORDER BY 1;
+
 SELECT 'at c1' AS at, replace(bucket, :'v' || '#', '') AS bucket, priority
   FROM powersync.request_buckets('{"sub":"u1"}', '{}', :c1) WHERE bucket LIKE '%by_list%'
 UNION ALL
