@@ -59,6 +59,22 @@ INSERT INTO rb_members VALUES (5000, 'many', 5000);
 SELECT powersync.wait_for_checkpoint('60s') IS NOT NULL AS caught_up;
 SELECT count(*) FROM powersync.request_buckets('{"sub":"many"}', '{}', NULL);
 
+-- Write checkpoints round-trip on an idle database: the logical message alone makes the worker
+-- produce a checkpoint past the recorded WAL head, so the counter becomes visible by itself.
+DO $$
+DECLARE
+  w bigint := powersync.create_write_checkpoint('idle_user', 'dev1');
+  started timestamptz := clock_timestamp();
+BEGIN
+  WHILE powersync.write_checkpoint_at('idle_user', 'dev1', NULL) IS DISTINCT FROM w LOOP
+    IF clock_timestamp() - started > interval '30 seconds' THEN
+      RAISE EXCEPTION 'write checkpoint % not visible within 30 s', w;
+    END IF;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+  RAISE NOTICE 'write checkpoint % visible', w;
+END $$;
+
 -- Bad input.
 SELECT * FROM powersync.request_buckets('[1,2]', '{}', NULL);
 SELECT * FROM powersync.request_buckets('{"sub":"u1"}', '"text"', NULL);
