@@ -28,7 +28,10 @@ DECLARE
   deadline timestamptz := clock_timestamp() + timeout;
 BEGIN
   LOOP
-    IF EXISTS (SELECT 1 FROM powersync.replication_state WHERE replicated_lsn >= target) THEN
+    -- Idle rounds advance only the slot, so either position counts.
+    IF EXISTS (SELECT 1 FROM powersync.replication_state r LEFT JOIN pg_replication_slots s
+                 ON s.slot_name = r.slot_name
+                WHERE greatest(r.replicated_lsn, s.confirmed_flush_lsn) >= target) THEN
       RETURN true;
     END IF;
     IF clock_timestamp() > deadline THEN

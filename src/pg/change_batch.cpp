@@ -36,6 +36,7 @@ void load_rows(std::unordered_map<std::string, CurrentRow>& rows, const std::vec
   for (uint64_t i = 0; i < n; ++i) {
     CurrentRow& r = rows[cache_key(static_cast<int32_t>(spi::int64_at(i, 0)), spi::bytes(i, 1).value_or(""))];
     r.exists = true;
+    r.stored = true;
     r.row_image = spi::bytes(i, 2);
     r.buckets = wire::decode_bucket_refs(spi::bytes(i, 3).value_or(""));
     r.lookups = wire::decode_strings(spi::bytes(i, 4).value_or(""));
@@ -119,38 +120,51 @@ void ChangeBatch::write_current_data() {
       "ON CONFLICT (source_table_id, source_key) DO UPDATE SET row_image = EXCLUDED.row_image, "
       "buckets = EXCLUDED.buckets, lookups = EXCLUDED.lookups",
       {INT4ARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID});
+  static spi::Statement insert(
+      "INSERT INTO powersync.current_data (source_table_id, source_key, row_image, buckets, lookups) "
+      "SELECT * FROM unnest($1::int4[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[])",
+      {INT4ARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID});
   static spi::Statement remove(
       "DELETE FROM powersync.current_data c USING unnest($1::int4[], $2::bytea[]) AS d(t, k) "
       "WHERE c.source_table_id = d.t AND c.source_key = d.k",
       {INT4ARRAYOID, BYTEAARRAYOID});
-  std::vector<int32_t> up_ids, del_ids;
-  std::vector<std::string> up_keys, images, buckets, lookups, del_keys;
-  std::vector<bool> image_null;
+  // New rows go through a plain INSERT (no conflict check); only stored rows need the upsert.
+  struct Rows {
+    std::vector<int32_t> ids;
+    std::vector<std::string> keys, images, buckets, lookups;
+    std::vector<bool> image_null;
+  } fresh, stored;
+  std::vector<int32_t> del_ids;
+  std::vector<std::string> del_keys;
   for (const auto& [ck, r] : rows_) {
     if (!r.dirty) continue;
     int32_t id;
     memcpy(&id, ck.data(), 4);
     std::string key = ck.substr(4);
     if (!r.exists) {
+      if (!r.stored) continue;  // created and deleted within this batch
       del_ids.push_back(id);
       del_keys.push_back(std::move(key));
       continue;
     }
-    up_ids.push_back(id);
-    up_keys.push_back(std::move(key));
-    images.push_back(r.row_image.value_or(""));
-    image_null.push_back(!r.row_image.has_value());
-    buckets.push_back(wire::encode_bucket_refs(r.buckets));
-    lookups.push_back(wire::encode_strings(r.lookups));
+    Rows& out = r.stored ? stored : fresh;
+    out.ids.push_back(id);
+    out.keys.push_back(std::move(key));
+    out.images.push_back(r.row_image.value_or(""));
+    out.image_null.push_back(!r.row_image.has_value());
+    out.buckets.push_back(wire::encode_bucket_refs(r.buckets));
+    out.lookups.push_back(wire::encode_strings(r.lookups));
   }
   if (!del_ids.empty()) {
     Datum args[2] = {spi::int4_array(del_ids), spi::bytea_array(del_keys)};
     remove.run(args);
   }
-  if (!up_ids.empty()) {
-    Datum args[5] = {spi::int4_array(up_ids), spi::bytea_array(up_keys), spi::bytea_array(images, &image_null),
-                     spi::bytea_array(buckets), spi::bytea_array(lookups)};
-    upsert.run(args);
+  for (Rows* rows : {&fresh, &stored}) {
+    if (rows->ids.empty()) continue;
+    Datum args[5] = {spi::int4_array(rows->ids), spi::bytea_array(rows->keys),
+                     spi::bytea_array(rows->images, &rows->image_null), spi::bytea_array(rows->buckets),
+                     spi::bytea_array(rows->lookups)};
+    (rows == &fresh ? insert : upsert).run(args);
   }
 }
 

@@ -6,6 +6,7 @@ extern "C" {
 #include "postgres.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "catalog/pg_type.h"
 #include "storage/standby.h"
 #include "utils/guc.h"
@@ -24,7 +25,7 @@ namespace {
 
 constexpr int64_t kPeekLimit = 200000;    // rows per peek; a round stops at a commit after that many
 constexpr size_t kApplyChunk = 2000;      // row changes per prefetch
-constexpr size_t kFlushRecords = 20000;   // pending ops/rows before writing them
+constexpr size_t kFlushRecords = 50000;   // pending ops/rows before writing them
 constexpr Lsn kRestartLagMax = 1 << 20;  // WAL re-read per decoding call before we log running xacts
 
 RelationInfo read_relation(wire::Reader& r) {
@@ -87,6 +88,9 @@ bool Replicator::round() {
   // WAL that nobody flushes (a non-transactional logical message, async commits) would stay invisible
   // to decoding until some later flush; flush it ourselves so pings and such commits are seen at once.
   Lsn inserted = GetXLogInsertRecPtr();
+  // The insert position of an empty page points past the page header, which is not written yet.
+  if (inserted % wal_segment_size == SizeOfXLogLongPHD) inserted -= SizeOfXLogLongPHD;
+  else if (inserted % XLOG_BLCKSZ == SizeOfXLogShortPHD) inserted -= SizeOfXLogShortPHD;
   if (inserted > GetFlushRecPtr(nullptr)) pg_call([&] { XLogFlush(inserted); });
   Lsn upto = GetFlushRecPtr(nullptr);
   int64_t now = GetCurrentTimestamp();

@@ -184,7 +184,9 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
       std::string subkey = subkey_of(t.id, *k.before);
       for (const auto& ref : b.buckets) batch_.add(remove_op(version, ref, subkey));
       for (const auto& l : b.lookups) batch_.add(lookup_row(version, t.id, *k.before, l, "[]"));
+      bool stored = b.stored;
       b = CurrentRow{};
+      b.stored = stored;
       b.dirty = true;
     }
   }

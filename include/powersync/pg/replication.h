@@ -75,7 +75,8 @@ struct PendingRecord {
 // current_data of one source row as the batch sees it.
 struct CurrentRow {
   bool exists = false;  // row present after the changes applied so far
-  bool dirty = false;   // must be written (upsert if exists, delete otherwise)
+  bool stored = false;  // row present in powersync.current_data (as loaded)
+  bool dirty = false;   // must be written (insert/update if exists, delete if stored and gone)
   std::optional<std::string> row_image;
   std::vector<wire::BucketRef> buckets;
   std::vector<std::string> lookups;
