@@ -94,3 +94,13 @@ SELECT * FROM op_summary();
 SELECT * FROM bucket_rows();
 SELECT status, last_error FROM powersync.replication_state;
 \c contrib_regression
+-- DROP DATABASE (without FORCE) of a database with a running worker: the worker is stopped first and
+-- the slot goes with the database.
+CREATE DATABASE ps_drop_me;
+\c ps_drop_me
+SET client_min_messages = warning;
+CREATE EXTENSION powersync_pg;
+SELECT powersync.wait_replicated();
+\c contrib_regression
+DROP DATABASE ps_drop_me;
+SELECT count(*) AS slots_left FROM pg_replication_slots WHERE database = 'ps_drop_me';

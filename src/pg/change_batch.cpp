@@ -28,8 +28,11 @@ std::string cache_key(int32_t table_id, const std::string& key) {
 void load_rows(std::unordered_map<std::string, CurrentRow>& rows, const std::vector<int32_t>& ids,
                const std::vector<std::string>& keys) {
   static spi::Statement fetch(
-      "SELECT c.source_table_id, c.source_key, c.row_image, c.buckets, c.lookups FROM powersync.current_data c "
-      "JOIN unnest($1::int4[], $2::bytea[]) AS d(t, k) ON c.source_table_id = d.t AND c.source_key = d.k",
+      // One primary-key probe per key (OFFSET 0 keeps the planner from turning this into a hash join
+      // over the whole of current_data).
+      "SELECT c.source_table_id, c.source_key, c.row_image, c.buckets, c.lookups FROM unnest($1::int4[], "
+      "$2::bytea[]) AS d(t, k), LATERAL (SELECT * FROM powersync.current_data c WHERE c.source_table_id = d.t "
+      "AND c.source_key = d.k OFFSET 0) c",
       {INT4ARRAYOID, BYTEAARRAYOID});
   Datum args[2] = {spi::int4_array(ids), spi::bytea_array(keys)};
   uint64_t n = fetch.run(args);

@@ -16,6 +16,7 @@ bool library_preloaded = false;
 }
 
 void _PG_init(void) {
+  powersync::pg::install_drop_database_hook();
   if (process_shared_preload_libraries_in_progress) {
     powersync::pg::library_preloaded = true;
     powersync::pg::register_launcher();

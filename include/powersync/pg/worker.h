@@ -16,6 +16,9 @@ void register_launcher();
 // extension to become visible (CREATE EXTENSION not committed yet). False if no worker slot was free.
 bool start_replication_worker(Oid database, bool wait_for_extension, BackgroundWorkerHandle** handle);
 
+// Makes DROP DATABASE stop that database's replication worker first (src/pg/drop_database.cpp).
+void install_drop_database_hook();
+
 // True when the library was loaded through shared_preload_libraries (set by _PG_init).
 extern bool library_preloaded;
 
