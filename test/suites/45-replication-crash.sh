@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Crash test of replication: during heavy writes, kill -9 the replication worker (the postmaster
-# then restarts every backend) or the postmaster itself (plus its children: a machine crash) at a
-# random moment, restart, let the worker catch up, and check that no op was lost or duplicated and
-# that all checksums are valid.
+# Crash test of replication: during heavy writes (and, every other trial, compactions), kill -9 the
+# replication worker (the postmaster then restarts every backend) or the postmaster itself (plus
+# its children: a machine crash) at a random moment, restart, let the worker catch up, and check
+# that no op was lost or duplicated and that all checksums are valid.
 #   PS_SEED=N  reproduce;  PS_LONG=1  20 trials of each kind (CI: 3 of each)
 set -u
 PS_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -76,10 +76,17 @@ for kind in worker postmaster; do
     w1=$!
     repl_workload $((SEED + trial)) "$N" 2 &
     w2=$!
+    # Every other trial also compacts while the writes run, so crashes hit compactions too.
+    if [ $((trial % 2)) = 0 ]; then
+      (sleep 0.2; for _ in 1 2 3 4 5; do psql -X -q -tAc "SELECT * FROM powersync.compact()" >/dev/null 2>&1; sleep 0.2; done) &
+      compactor=$!
+    else
+      compactor=""
+    fi
     sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.2f", 0.3 + (r % 250) / 100 }')"
     if [ "$kind" = worker ]; then crash_worker; else crash_postmaster; fi
     rc=$?
-    wait "$w1" "$w2"
+    wait "$w1" "$w2" $compactor
     wait_ready || { fail "trial $trial ($kind): server did not come back"; tail -n 30 "$dir/server.log"; break; }
     [ "$rc" = 0 ] || { fail "trial $trial ($kind): crash could not be injected"; continue; }
     # More writes after the restart, so the worker resumes mid-stream with new work pending.
@@ -94,5 +101,7 @@ for kind in worker postmaster; do
   done
 done
 
+check "compactions ran during the trials" \
+  [ "$(psql -X -tAc "SELECT count(*) > 0 FROM powersync.compaction_state")" = t ]
 echo "seed $SEED"
 finish
