@@ -15,6 +15,8 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include <algorithm>
+
 #include "powersync/pg/replication.h"
 #include "powersync/pg/spi.h"
 #include "powersync/pg/transaction.h"
@@ -96,11 +98,12 @@ bool Replicator::round() {
   int64_t now = GetCurrentTimestamp();
   // No new WAL: still look at the deployed versions now and then (a deploy that committed before our
   // slot existed brings no WAL we would see).
-  if (upto <= slot_lsn_ && now - last_refresh_ < 1000000) return false;
+  Lsn done = std::max(applied_lsn_, slot_lsn_);
+  if (upto <= done && now - last_refresh_ < 1000000) return false;
   Transaction xact;
   refresh_versions();
   last_refresh_ = now;
-  if (upto <= slot_lsn_) {  // no new WAL: only catalog-side work (drops, renames, activation)
+  if (upto <= done) {  // no new WAL: only catalog-side work (drops, renames, activation)
     int64_t ops_before = batch_.ops_written();
     check_dropped_tables();
     bool activated = maybe_activate(applied_lsn_);
@@ -178,6 +181,7 @@ bool Replicator::round() {
   apply_pending(pending);
   batch_.flush();
   Lsn new_lsn = static_cast<int64_t>(n) >= kPeekLimit && last_commit_end ? last_commit_end : upto;
+  new_lsn = std::max(new_lsn, applied_lsn_);  // a limited peek may end inside transactions applied before
   check_dropped_tables();
   bool activated = maybe_activate(new_lsn);
   bool wrote = batch_.ops_written() != ops_before;
@@ -231,8 +235,12 @@ void Replicator::write_checkpoint(Lsn lsn) {
 }
 
 // Moves the slot only after our ops are committed, so it never passes what our tables hold.
+// Advancing decodes again, so it is batched: at most every 250 ms unless 1 MB of WAL piled up. Until
+// then the next peek returns the applied transactions again and the LSN check skips them.
 void Replicator::advance_slot(Lsn lsn) {
   if (lsn <= slot_lsn_) return;
+  if (lsn - slot_lsn_ < (1 << 20) && GetCurrentTimestamp() - last_advance_ < 250000) return;
+  last_advance_ = GetCurrentTimestamp();
   Lsn restart = 0;
   {
     Transaction xact;

@@ -151,6 +151,7 @@ class Replicator {
   int64_t last_state_write_ = 0;
   int64_t last_standby_snapshot_ = 0;
   int64_t last_refresh_ = 0;
+  int64_t last_advance_ = 0;
   std::map<int64_t, RuleVersion> versions_;
   std::unordered_map<uint32_t, RelationInfo> relations_;
   ChangeBatch batch_;
