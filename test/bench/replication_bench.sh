@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Replication benchmarks (issue 3): throughput from commit to the checkpoint containing the rows (1M rows
+# in one transaction, in 1,000-row transactions, 1M updates), the raw decode rate of the same WAL with
+# test_decoding side by side, the initial snapshot of 1M rows, and commit -> NOTIFY latency.
+#   PS_PG_PREFIX=/opt/pg-x BUILD=build-x bash test/bench/replication_bench.sh   [ROWS=1000000 COMMITS=1000]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+BUILD=${BUILD:-build}
+ROWS=${ROWS:-1000000}
+COMMITS=${COMMITS:-1000}
+if [ -n "${PS_PG_PREFIX:-}" ]; then PG_BIN=$(bash test/lib/private_pg.sh "$PS_PG_PREFIX"); export PG_BIN; fi
+source test/lib/pg_cluster.sh
+make BUILD="$BUILD" "$BUILD/bench/replication_latency" >/dev/null
+dir=$(mktemp -d /tmp/ps_repl_bench.XXXXXX)
+pg_cluster_start "$dir" "" "shared_buffers = 512MB
+max_wal_size = 8GB
+checkpoint_timeout = 30min
+work_mem = 64MB" >/dev/null
+q() { psql -X -q -v ON_ERROR_STOP=1 -tA "$@"; }
+now() { date +%s.%N; }
+rate() { python3 -c "import sys; n,t=float(sys.argv[1]),float(sys.argv[2]); print(f'{n/t:,.0f}')" "$1" "$2"; }
+secs() { python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.2f}')" "$1" "$2"; }
+
+q -c "CREATE EXTENSION powersync_pg"
+q -c "CREATE TABLE items (id bigint PRIMARY KEY, owner text NOT NULL, name text, n int)"
+q -c "CREATE TABLE bench_latency (id bigserial PRIMARY KEY, v int)"
+RULES='
+bucket_definitions:
+  by_owner:
+    parameters: SELECT request.user_id() AS owner
+    data:
+      - SELECT id, owner, name, n FROM items WHERE owner = bucket.owner
+  global:
+    data:
+      - SELECT id, name FROM items
+      - SELECT id, v FROM bench_latency
+'
+echo "== Replication benchmark: $ROWS rows, rules with 2 bucket definitions (2 ops per row), $(nproc) cores"
+
+# 1. Initial snapshot of existing rows.
+q -c "INSERT INTO items SELECT g, 'user' || (g % 1000), 'item ' || g, 0 FROM generate_series(1, $ROWS) g"
+q -c "SELECT powersync.wait_replicated('300 s')" >/dev/null
+t0=$(now)
+echo "SELECT powersync.deploy_sync_rules(:'rules')" | q -v rules="$RULES" >/dev/null
+q -c "SELECT powersync.wait_for_checkpoint('1800 s')" >/dev/null
+t1=$(now)
+echo "snapshot: $ROWS rows copied and active in $(secs $t0 $t1) s = $(rate $ROWS $(secs $t0 $t1)) rows/s"
+
+# test_decoding baseline: decode the WAL of a workload (up to its commit LSN) with test_decoding.
+q -c "SELECT 'ok' FROM pg_create_logical_replication_slot('bench_td', 'test_decoding')" >/dev/null
+baseline() {  # $1 = end lsn, $2 = rows
+  local s e
+  s=$(now)
+  q -c "SELECT count(*) FROM pg_logical_slot_get_changes('bench_td', '$1', NULL, 'skip-empty-xacts', '1')" >/dev/null
+  e=$(now)
+  echo "  test_decoding, same WAL: $(secs $s $e) s = $(rate $2 $(secs $s $e)) rows/s"
+}
+measure() {  # $1 = label, $2 = rows, $3 = start time, $4 = commit time of the last transaction
+  local done_at
+  q -c "SELECT powersync.wait_for_checkpoint('1800 s')" >/dev/null
+  done_at=$(now)
+  local total; total=$(secs $3 $done_at)
+  echo "$1: $2 rows, first commit -> checkpoint $total s = $(rate $2 $total) rows/s (last commit -> checkpoint $(secs $4 $done_at) s)"
+  OURS=$total
+}
+
+# 2. 1M rows inserted in one transaction.
+q -c "SELECT pg_replication_slot_advance('bench_td', pg_current_wal_lsn())" >/dev/null
+t0=$(now)
+q -c "INSERT INTO items SELECT g, 'user' || (g % 1000), 'item ' || g, 0 FROM generate_series($ROWS + 1, 2 * $ROWS) g"
+t1=$(now)
+end=$(q -c "SELECT pg_current_wal_lsn()")
+measure "insert, one transaction" $ROWS $t1 $t1
+baseline "$end" $ROWS
+
+# 3. 1M rows in 1,000-row transactions.
+q -c "SELECT pg_replication_slot_advance('bench_td', pg_current_wal_lsn())" >/dev/null
+batches=$((ROWS / 1000))
+t0=$(now)
+for ((b = 0; b < batches; b++)); do
+  lo=$((2 * ROWS + b * 1000 + 1))
+  echo "INSERT INTO items SELECT g, 'user' || (g % 1000), 'item ' || g, 0 FROM generate_series($lo, $((lo + 999))) g;"
+done | psql -X -q -v ON_ERROR_STOP=1 >/dev/null
+t1=$(now)
+end=$(q -c "SELECT pg_current_wal_lsn()")
+measure "insert, 1,000-row transactions" $ROWS $t0 $t1
+baseline "$end" $ROWS
+
+# 4. 1M updates in one transaction.
+q -c "SELECT pg_replication_slot_advance('bench_td', pg_current_wal_lsn())" >/dev/null
+t0=$(now)
+q -c "UPDATE items SET n = n + 1 WHERE id <= $ROWS"
+t1=$(now)
+end=$(q -c "SELECT pg_current_wal_lsn()")
+measure "update, one transaction" $ROWS $t1 $t1
+baseline "$end" $ROWS
+q -c "SELECT pg_drop_replication_slot('bench_td')" >/dev/null
+
+# 5. Latency of single-row commits.
+"$BUILD/bench/replication_latency" "host=$PGHOST port=$PGPORT user=postgres dbname=postgres" "$COMMITS"
+q -c "SELECT count(*) || ' ops in ' || count(DISTINCT bucket) || ' buckets' FROM powersync.bucket_data"
+pg_cluster_stop "$dir"
+rm -rf "$dir"
