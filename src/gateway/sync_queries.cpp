@@ -238,6 +238,7 @@ bool SyncQueries::parse_ops(const PgResult& r, int first_row, int end_row, std::
     if (c_data >= 0 && !r.is_null(row, c_data)) op.data.emplace(r.value(row, c_data), static_cast<size_t>(r.length(row, c_data)));
     op.checksum = static_cast<uint32_t>(to_int64(r.value(row, c_checksum), r.length(row, c_checksum)));
     if (c_target >= 0 && !r.is_null(row, c_target)) op.target_op = to_int64(r.value(row, c_target), r.length(row, c_target));
+    else if (op.data && (op.op == "MOVE" || op.op == "CLEAR")) op.target_op = protocol::compaction_target(*op.data);
     out.push_back(std::move(op));
   }
   return true;

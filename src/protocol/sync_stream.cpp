@@ -3,6 +3,7 @@
 #include "powersync/protocol/sync_stream.h"
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "powersync/error.h"
 
@@ -192,6 +193,20 @@ std::string SyncStream::take_output() {
   std::string s;
   s.swap(out_);
   return s;
+}
+
+int64_t compaction_target(const std::string& data) {
+  auto j = nlohmann::json::parse(data, nullptr, false);
+  if (!j.is_object()) return 0;
+  auto it = j.find("target");
+  if (it == j.end()) return 0;
+  if (it->is_number_integer()) return it->get<int64_t>();
+  if (!it->is_string()) return 0;
+  try {
+    return parse_op_id(it->get<std::string>(), "target");
+  } catch (const Error&) {
+    return 0;
+  }
 }
 
 ResolvedCheckpoint resolve_checkpoint(SyncStorage& storage, const SyncIdentity& who, const Checkpoint& at) {

@@ -264,7 +264,7 @@ async function main() {
 
   await T.test('compaction target beyond the checkpoint withholds checkpoint_complete', async () => {
     await resetFixture(`INSERT INTO powersync.fx_user_buckets VALUES ('u1','c',3);
-         INSERT INTO powersync.fx_ops (bucket, op, checksum, target_op) VALUES ('c','MOVE',5,100);`);
+         INSERT INTO powersync.fx_ops (bucket, op, checksum, data) VALUES ('c','MOVE',5,'{"target":"100"}');`);
     const s = await openStream(gw.base, tok());
     const lines = [await s.next(), await s.next()];
     assert.deepEqual(lines.map(keyOf), ['checkpoint', 'data']);

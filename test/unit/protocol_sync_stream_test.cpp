@@ -538,3 +538,11 @@ TEST(SyncStream, RandomizedClientAlwaysValidatesCompletedCheckpoints) {
     for (const auto& [b, t] : target) EXPECT_EQ(local[b], t.first) << "final, bucket " << b << " round " << round;
   }
 }
+
+TEST(CompactionTarget, ParsedFromMoveData) {
+  EXPECT_EQ(compaction_target(R"({"target":"42"})"), 42);
+  EXPECT_EQ(compaction_target(R"({"target":7})"), 7);
+  EXPECT_EQ(compaction_target(R"({"other":1})"), 0);
+  EXPECT_EQ(compaction_target("garbage"), 0);
+  EXPECT_EQ(compaction_target(R"({"target":"x"})"), 0);
+}

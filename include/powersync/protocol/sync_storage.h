@@ -63,6 +63,10 @@ class SyncStorage {
                                                   const Checkpoint& at) = 0;
 };
 
+// The superseding op id a MOVE/CLEAR op carries in its data as {"target":"N"} (the storage's way
+// of exposing target_op, spec §2.5); 0 when absent or unparsable.
+int64_t compaction_target(const std::string& data);
+
 // Resolves the bucket set, checksums and write checkpoint of `who` at `at` with three storage calls.
 ResolvedCheckpoint resolve_checkpoint(SyncStorage& storage, const SyncIdentity& who, const Checkpoint& at);
 
