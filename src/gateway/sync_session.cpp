@@ -84,14 +84,7 @@ void SyncSession::pump() {
         return;
       case protocol::SyncStream::Need::Ops:
         query_in_flight_ = true;
-        gw_.queries().ops(machine_.ops_query(), [self](OpsOutcome out) {
-          self->query_in_flight_ = false;
-          if (self->closed_) return;
-          if (out.ok) self->machine_.on_ops(out.ops);
-          else self->machine_.fail(out.code, out.message);
-          self->emit(self->machine_.take_output());
-          self->pump();
-        });
+        request_ops();
         return;
       case protocol::SyncStream::Need::WaitCheckpoint:
         return;
@@ -100,6 +93,66 @@ void SyncSession::pump() {
         return;
     }
   }
+}
+
+namespace {
+bool same_query(const protocol::OpsQuery& a, const protocol::OpsQuery& b) {
+  return a.bucket == b.bucket && a.after == b.after && a.at_checkpoint == b.at_checkpoint && a.max_ops == b.max_ops;
+}
+}  // namespace
+
+void SyncSession::request_ops() {
+  const protocol::OpsQuery& q = machine_.ops_query();
+  if (prefetch_ && same_query(prefetch_->query, q)) {
+    auto p = std::move(prefetch_);
+    prefetch_.reset();
+    if (p->ready) {
+      prefetch_after(p->query, p->result);
+      deliver_ops(std::move(p->result));
+    } else {
+      p->wanted = true;
+      prefetch_ = p;  // deliver_ops runs when it arrives
+    }
+    return;
+  }
+  prefetch_.reset();  // a stale guess (new checkpoint, other bucket): its answer is dropped
+  auto self = shared_from_this();
+  protocol::OpsQuery query = q;
+  gw_.queries().ops(query, [self, query](OpsOutcome out) {
+    self->prefetch_after(query, out);
+    self->deliver_ops(std::move(out));
+  });
+}
+
+void SyncSession::prefetch_after(const protocol::OpsQuery& q, const OpsOutcome& out) {
+  if (closed_ || !out.ok || out.ops.size() < static_cast<size_t>(q.max_ops)) return;
+  auto p = std::make_shared<Prefetch>();
+  p->query = q;
+  p->query.after = out.ops.back().op_id;
+  prefetch_ = p;
+  auto self = shared_from_this();
+  std::weak_ptr<Prefetch> weak = p;
+  gw_.queries().ops(p->query, [self, weak](OpsOutcome next) {
+    auto p = weak.lock();
+    if (!p || self->prefetch_ != p) return;
+    if (p->wanted) {
+      self->prefetch_.reset();
+      self->prefetch_after(p->query, next);  // stay one page ahead
+      self->deliver_ops(std::move(next));
+    } else {
+      p->ready = true;
+      p->result = std::move(next);
+    }
+  });
+}
+
+void SyncSession::deliver_ops(OpsOutcome out) {
+  query_in_flight_ = false;
+  if (closed_) return;
+  if (out.ok) machine_.on_ops(out.ops);
+  else machine_.fail(out.code, out.message);
+  emit(machine_.take_output());
+  pump();
 }
 
 void SyncSession::finish_with_error() {
@@ -115,7 +168,8 @@ void SyncSession::finish_with_error() {
 
 void SyncSession::emit(std::string lines) {
   if (lines.empty() || closed_) return;
-  pending_ += lines;
+  if (pending_.empty()) pending_.swap(lines);
+  else pending_ += lines;
   kick_writes();
 }
 

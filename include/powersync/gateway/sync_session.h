@@ -21,6 +21,9 @@ class SyncSession : public std::enable_shared_from_this<SyncSession> {
 
  private:
   void on_checkpoint(const protocol::Checkpoint& cp);
+  void request_ops();
+  void deliver_ops(OpsOutcome out);
+  void prefetch_after(const protocol::OpsQuery& q, const OpsOutcome& out);
   void pump();
   void emit(std::string lines);
   void kick_writes();
@@ -49,6 +52,16 @@ class SyncSession : public std::enable_shared_from_this<SyncSession> {
   std::optional<http::response<http::empty_body>> header_;
   std::optional<http::response_serializer<http::empty_body>> serializer_;
   std::optional<StringResponse> error_;
+
+  // While one page of a large bucket is being encoded and sent, the next page is already being
+  // read: downloads overlap database time with network time.
+  struct Prefetch {
+    protocol::OpsQuery query;
+    bool ready = false;
+    bool wanted = false;  // the state machine already asked for it
+    OpsOutcome result;
+  };
+  std::shared_ptr<Prefetch> prefetch_;
 };
 
 }  // namespace powersync::gateway
