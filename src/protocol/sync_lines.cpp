@@ -2,10 +2,10 @@
 // download (hundreds of thousands of ops per second); shapes follow spec §1.4 exactly.
 #include "powersync/protocol/sync_lines.h"
 
+#include "powersync/protocol/json_writer.h"  // append_json_string (JSON.stringify escaping)
+
 namespace powersync::protocol {
 namespace {
-
-constexpr char kHex[] = "0123456789abcdef";
 
 void append_int(std::string& out, int64_t v) { out += std::to_string(v); }
 
@@ -71,32 +71,6 @@ void append_op(std::string& out, const OpRecord& op, bool raw_data) {
 }
 
 }  // namespace
-
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  size_t run = 0;  // start of the pending run of characters that need no escaping
-  for (size_t i = 0; i < s.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(s.data() + run, i - run);
-    run = i + 1;
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        out += "\\u00";
-        out += kHex[c >> 4];
-        out += kHex[c & 15];
-    }
-  }
-  out.append(s.data() + run, s.size() - run);
-  out += '"';
-}
 
 std::string checkpoint_line(int64_t last_op_id, std::optional<int64_t> write_checkpoint,
                             const std::vector<BucketState>& buckets) {

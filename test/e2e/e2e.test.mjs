@@ -99,6 +99,16 @@ async function main() {
     assert.ok(buckets >= 3, `data for at least 3 buckets, got ${buckets}`);
   });
 
+  await T.test('powersync.sync_lines() gives one complete protocol pass in SQL', async () => {
+    const lines = sql(`SELECT powersync.sync_lines('{"sub":"u1"}', '{"raw_data":true}')`).split('\n').map((l) => JSON.parse(l));
+    assert.equal(Object.keys(lines[0])[0], 'checkpoint');
+    assert.equal(lines[0].checkpoint.buckets.length, 3);
+    assert.deepEqual(Object.keys(lines[lines.length - 1]), ['checkpoint_complete']);
+    assert.equal(lines.filter((l) => l.data).reduce((n, l) => n + l.data.data.filter((o) => o.op === 'PUT' && o.object_type === 'todos').length, 0), 25);
+    const resumed = sql(`SELECT powersync.sync_lines('{"sub":"u1"}', '{"raw_data":true,"buckets":${JSON.stringify(lines[0].checkpoint.buckets.map((b) => ({ name: b.bucket, after: lines[0].checkpoint.last_op_id })))}}')`).split('\n');
+    assert.equal(resumed.length, 3, 'an up-to-date client gets checkpoint, partial (priority 1) and complete only');
+  });
+
   await T.test('live insert, update and delete on the server appear locally', async () => {
     sql(`INSERT INTO todos (id, list_id, description) VALUES ('20000000-0000-0000-0000-000000000001', '${L1}', 'live one')`);
     await waitFor('insert', async () => (await count(`SELECT count(*) AS n FROM todos WHERE description = 'live one'`)) === 1);

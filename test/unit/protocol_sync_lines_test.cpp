@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "powersync/error.h"
+#include "powersync/protocol/json_writer.h"
 #include "powersync/protocol/sync_lines.h"
 #include "powersync/protocol/sync_request.h"
 

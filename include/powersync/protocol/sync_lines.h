@@ -32,9 +32,6 @@ struct OpRecord {
   int64_t target_op = 0;
 };
 
-// Appends s as a JSON string literal (quotes included). Input is UTF-8 text.
-void append_json_string(std::string& out, std::string_view s);
-
 std::string checkpoint_line(int64_t last_op_id, std::optional<int64_t> write_checkpoint,
                             const std::vector<BucketState>& buckets);
 std::string checkpoint_diff_line(int64_t last_op_id, std::optional<int64_t> write_checkpoint,
