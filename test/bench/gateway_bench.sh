@@ -83,9 +83,12 @@ read -r ready opened failed connect_s <&"${CLIENT[0]}"
 echo "streams open: $opened (failed $failed) in ${connect_s}s; gateway RSS before ${rss_before} kB, with streams $(rss) kB"
 t0=$(cpu_ticks); sleep 10; t1=$(cpu_ticks)
 echo "idle for 10 s: gateway CPU $(( (t1 - t0) * 100 / $(getconf CLK_TCK) / 10 ))% of one core, RSS $(rss) kB"
-newcp=$(psql -XAtq -c "SELECT coalesce(max(op_id), 0) + $STREAMS FROM powersync.fx_ops")
+# The ops are written first; the measured interval starts just before the commit that publishes
+# them (one checkpoint + NOTIFY), as the replication worker would.
+psql -XAtq -c "SELECT powersync.fx_put('b' || i, 'r' || i, '{\"id\":\"r' || i || '\",\"v\":2}') FROM generate_series(0, $STREAMS - 1) i" >/dev/null
+newcp=$(psql -XAtq -c "SELECT max(op_id) FROM powersync.fx_ops")
 echo "GO $newcp" >&"${CLIENT[1]}"
-psql -XAtq -c "SELECT powersync.fx_put('b' || i, 'r' || i, '{\"id\":\"r' || i || '\",\"v\":2}') FROM generate_series(0, $STREAMS - 1) i; SELECT powersync.fx_commit();" >/dev/null
+psql -XAtq -c "SELECT powersync.fx_commit()" >/dev/null
 read -r result <&"${CLIENT[0]}"
 echo "$result"
 echo "gateway RSS after the fan-out: $(rss) kB"

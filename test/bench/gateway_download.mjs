@@ -19,7 +19,8 @@ while (!complete) {
   bytes += value.length;
   // Keep a few bytes across chunk boundaries so a split needle is still found once.
   const buf = carry.length ? Buffer.concat([carry, Buffer.from(value.buffer, value.byteOffset, value.length)]) : Buffer.from(value.buffer, value.byteOffset, value.length);
-  let i = 0;
+  // Matches lying wholly inside the carried-over bytes were counted with the previous chunk.
+  let i = Math.max(0, carry.length - needle.length + 1);
   while ((i = buf.indexOf(needle, i)) !== -1) { ops++; i += needle.length; }
   if (buf.indexOf(done) !== -1) complete = true;
   carry = buf.subarray(Math.max(0, buf.length - (done.length - 1)));
