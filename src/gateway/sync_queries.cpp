@@ -35,8 +35,8 @@ const char* kOpsSingleSql = "SELECT * FROM powersync.bucket_ops($1, $2::bigint, 
 
 const char* kOpsBatchSql =
     "SELECT r.i, o.* FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::int[]) WITH ORDINALITY AS r(bucket, after, cp, lim, i)"
-    " CROSS JOIN LATERAL powersync.bucket_ops(r.bucket, r.after, r.cp, r.lim) WITH ORDINALITY AS o"
-    " ORDER BY r.i, o.ordinality";
+    " CROSS JOIN LATERAL powersync.bucket_ops(r.bucket, r.after, r.cp, r.lim) AS o"
+    " ORDER BY r.i, o.op_id";  // no WITH ORDINALITY: it would stop the planner inlining bucket_ops
 
 std::string ops_key(const protocol::OpsQuery& q) {
   return q.bucket + '\x1f' + std::to_string(q.after) + '\x1f' + std::to_string(q.at_checkpoint) + '\x1f' +

@@ -52,9 +52,14 @@ mint() {  # mint SUB... : one HS256 token per line
     for (const s of process.argv.slice(1)) console.log(mint(k, 'hs256', { sub: s, exp: Math.floor(Date.now()/1000) + 3600 }));" "$@"
 }
 
+if [ -z "${BENCH_SKIP_DOWNLOAD:-}" ]; then
 echo "== 1. download of one bucket of $OPS ops (client discards the data)"
+gw_ticks() { awk '{print $14 + $15}' "/proc/$gw_pid/stat"; }
 for run in 1 2; do
+  t0=$(gw_ticks)
   node "$ROOT/test/bench/gateway_download.mjs" "http://127.0.0.1:$port" "$(mint big)" "$OPS"
+  t1=$(gw_ticks)
+  echo "gateway CPU for this download: $(( (t1 - t0) * 1000 / $(getconf CLK_TCK) )) ms ($(( OPS * $(getconf CLK_TCK) / (t1 - t0 + 1) )) ops per gateway CPU-second)"
 done
 echo "-- baseline: the same ops read straight from Postgres with psql, 1,000-op pages"
 start=$(date +%s.%N)
@@ -70,6 +75,7 @@ python3 -c "import sys,time; s=float(sys.argv[1]); e=time.time(); print('{\"base
 start=$(date +%s.%N)
 "$PG_BIN/psql" -XAtq -c "\\copy (SELECT * FROM powersync.bucket_ops('big', 0, $OPS, $OPS)) TO '/dev/null'" >/dev/null
 python3 -c "import sys,time; s=float(sys.argv[1]); e=time.time(); print('{\"baseline_copy_to_client_ops_per_second\": %d, \"seconds\": %.3f}' % ($OPS/(e-s), e-s))" "$start"
+fi
 
 echo "== 2. $STREAMS idle streams, then one commit touching every stream's bucket"
 psql -XAtq -v ON_ERROR_STOP=1 -c "INSERT INTO powersync.fx_user_buckets SELECT 's' || i, 'b' || i, 3 FROM generate_series(0, $STREAMS - 1) i;

@@ -11,19 +11,25 @@ const res = await fetch(`${url}/sync/stream`, {
 if (res.status !== 200) throw new Error(`status ${res.status}: ${await res.text()}`);
 const needle = Buffer.from('"op_id"');
 const done = Buffer.from('{"checkpoint_complete"');
-let ops = 0, bytes = 0, carry = Buffer.alloc(0), complete = false;
+let ops = 0, bytes = 0, complete = false;
+let tail = Buffer.alloc(0);  // last bytes of the previous chunk, for matches across the boundary
+const count = (buf, from) => {
+  let n = 0;
+  for (let i = from; (i = buf.indexOf(needle, i)) !== -1; i += needle.length) n++;
+  return n;
+};
 const reader = res.body.getReader();
 while (!complete) {
   const { value, done: end } = await reader.read();
   if (end) break;
-  bytes += value.length;
-  // Keep a few bytes across chunk boundaries so a split needle is still found once.
-  const buf = carry.length ? Buffer.concat([carry, Buffer.from(value.buffer, value.byteOffset, value.length)]) : Buffer.from(value.buffer, value.byteOffset, value.length);
-  // Matches lying wholly inside the carried-over bytes were counted with the previous chunk.
-  let i = Math.max(0, carry.length - needle.length + 1);
-  while ((i = buf.indexOf(needle, i)) !== -1) { ops++; i += needle.length; }
-  if (buf.indexOf(done) !== -1) complete = true;
-  carry = buf.subarray(Math.max(0, buf.length - (done.length - 1)));
+  const chunk = Buffer.from(value.buffer, value.byteOffset, value.length);
+  bytes += chunk.length;
+  ops += count(chunk, 0);
+  // Only the junction of the two chunks can hide a match split in two.
+  const junction = Buffer.concat([tail, chunk.subarray(0, done.length)]);
+  ops += count(junction, 0) - count(tail, 0) - count(chunk.subarray(0, done.length), 0);
+  if (chunk.indexOf(done) !== -1 || junction.indexOf(done) !== -1) complete = true;
+  tail = Buffer.from(chunk.subarray(Math.max(0, chunk.length - done.length)));
 }
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
 await reader.cancel().catch(() => {});
