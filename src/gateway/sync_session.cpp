@@ -41,9 +41,9 @@ SyncSession::SyncSession(Gateway& gateway, beast::tcp_stream stream, unsigned ht
   who_.client_id = request.client_id;
 }
 
-SyncSession::~SyncSession() {
-  if (!closed_) gw_.stream_closed(stream_id_);
-}
+// Every normal end goes through close(); a session destroyed without it is one whose handlers were
+// dropped with the io_context at process exit, when the gateway object may already be gone.
+SyncSession::~SyncSession() = default;
 
 void SyncSession::start() {
   stream_.expires_never();

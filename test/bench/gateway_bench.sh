@@ -93,9 +93,12 @@ echo "idle for 10 s: gateway CPU $(( (t1 - t0) * 100 / $(getconf CLK_TCK) / 10 )
 # them (one checkpoint + NOTIFY), as the replication worker would.
 psql -XAtq -c "SELECT powersync.fx_put('b' || i, 'r' || i, '{\"id\":\"r' || i || '\",\"v\":2}') FROM generate_series(0, $STREAMS - 1) i" >/dev/null
 newcp=$(psql -XAtq -c "SELECT max(op_id) FROM powersync.fx_ops")
+t0=$(cpu_ticks)
 echo "GO $newcp" >&"${CLIENT[1]}"
 psql -XAtq -c "SELECT powersync.fx_commit()" >/dev/null
 read -r result <&"${CLIENT[0]}"
+t1=$(cpu_ticks)
 echo "$result"
+echo "gateway CPU for the fan-out to every stream: $(( (t1 - t0) * 1000 / $(getconf CLK_TCK) )) ms; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "gateway RSS after the fan-out: $(rss) kB"
 wait "$CLIENT_PID" 2>/dev/null
