@@ -56,6 +56,10 @@ skip() { echo "skipped: end-to-end with replication: $*"; finish_line; }
 as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres demo
 export PGDATABASE=demo
 psql -XAtq -c "CREATE EXTENSION powersync_pg" || { echo "FAIL - CREATE EXTENSION powersync_pg"; total_fail=$((total_fail + 1)); finish_line; }
+if [ -n "${E2E_REQUEST_BUCKETS_STANDIN:-}" ] && [ "$(psql -XAtq -c "SELECT to_regprocedure('powersync.request_buckets(jsonb,jsonb,bigint)') IS NULL")" = t ]; then
+  echo "using the request_buckets stand-in (test/e2e/request_buckets_standin.sql)"
+  psql -XAtq -f "$ROOT/test/e2e/request_buckets_standin.sql" >/dev/null
+fi
 missing=$(psql -XAtq -c "SELECT string_agg(f, ', ') FROM unnest(ARRAY['powersync.checkpoint()',
   'powersync.request_buckets(jsonb,jsonb,bigint)', 'powersync.bucket_checksums(text[],bigint)',
   'powersync.bucket_ops(text,bigint,bigint,integer)', 'powersync.create_write_checkpoint(text,text)',
