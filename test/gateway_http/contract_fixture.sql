@@ -35,9 +35,11 @@ END $$;
 
 CREATE FUNCTION powersync.bucket_checksums(buckets text[], at_checkpoint bigint)
 RETURNS TABLE(bucket text, checksum bigint, count bigint) LANGUAGE sql STABLE AS $$
-  SELECT b, coalesce(sum(o.checksum), 0) % 4294967296, count(o.op_id)
-  FROM unnest(buckets) AS b LEFT JOIN powersync.fx_ops o ON o.bucket = b AND o.op_id <= at_checkpoint
-  GROUP BY b $$;
+  -- one index range per bucket, like the real storage's per-bucket running totals
+  SELECT b, coalesce(s.total, 0) % 4294967296, coalesce(s.n, 0)
+  FROM unnest(buckets) AS b
+  LEFT JOIN LATERAL (SELECT sum(o.checksum) AS total, count(*) AS n FROM powersync.fx_ops o
+                     WHERE o.bucket = b AND o.op_id <= at_checkpoint) s ON true $$;
 
 CREATE FUNCTION powersync.bucket_ops(bucket text, after bigint, at_checkpoint bigint, max_ops int)
 RETURNS TABLE(op_id bigint, op text, object_type text, object_id text, subkey text, data text, checksum bigint, target_op bigint)
