@@ -111,3 +111,6 @@ clean-build:
 	rm -rf $(BUILD)
 
 .PHONY: gateway fuzz bench check-all clean-build
+
+demo: ; bash test/demo/run.sh
+.PHONY: demo

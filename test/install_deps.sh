@@ -14,3 +14,10 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   nodejs npm >/dev/null
 # clang++ for the fuzz targets
 command -v clang++ >/dev/null || $SUDO ln -sf /usr/bin/clang++-14 /usr/local/bin/clang++
+# End-to-end client (test/e2e): better-sqlite3 is compiled against the system's node headers
+# (npm_config_nodedir=/usr). Debian ships them in libnode-dev; NodeSource's nodejs ships its own.
+if [ ! -e /usr/include/node/node_api.h ]; then
+  $SUDO apt-get install -y -qq --no-install-recommends libnode-dev node-gyp >/dev/null || true
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+[ "$node_major" -ge 20 ] || echo "install_deps: node $(node --version 2>/dev/null) is older than 20: the end-to-end client suite will be skipped" >&2

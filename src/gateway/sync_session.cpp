@@ -1,0 +1,282 @@
+// A sync stream over HTTP/1.1 chunked encoding. Headers go out with the first line, so failures
+// before any line (e.g. too many buckets) still get a proper error response.
+#include "powersync/gateway/sync_session.h"
+
+#include <boost/asio/write.hpp>
+#include <ctime>
+#include <iostream>
+#include <random>
+
+namespace powersync::gateway {
+
+namespace {
+constexpr size_t kMaxBacklogBytes = 256 * 1024;  // stop fetching while this much is unsent
+constexpr auto kWriteTimeout = std::chrono::seconds(60);
+
+int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
+
+http::status status_for(const std::string& code) {
+  if (code == "PSYNC_S2305") return http::status::bad_request;
+  return http::status::internal_server_error;
+}
+}  // namespace
+
+SyncSession::SyncSession(Gateway& gateway, beast::tcp_stream stream, unsigned http_version, VerifiedToken token,
+                         protocol::SyncRequest request)
+    : gw_(gateway),
+      stream_(std::move(stream)),
+      http_version_(http_version),
+      token_(std::move(token)),
+      machine_(request,
+               [&] {
+                 protocol::SyncLimits limits;
+                 limits.max_buckets = gateway.config().max_buckets;
+                 limits.ops_fetch_limit = gateway.config().ops_fetch_limit;
+                 return limits;
+               }()),
+      token_timer_(gateway.io()) {
+  who_.token_claims_json = token_.claims_json;
+  who_.parameters_json = request.parameters_json;
+  who_.user_id = token_.user_id;
+  who_.client_id = request.client_id;
+}
+
+// Every normal end goes through close(); a session destroyed without it is one whose handlers were
+// dropped with the io_context at process exit, when the gateway object may already be gone.
+SyncSession::~SyncSession() = default;
+
+void SyncSession::start() {
+  stream_.expires_never();
+  stream_id_ = gw_.register_stream(weak_from_this());
+  // A token already past exp (accepted within the clock tolerance) gets only the expiry line.
+  if (token_.expires_at <= unix_now()) {
+    emit(protocol::token_expires_in_line(0));
+    end();
+    return;
+  }
+  auto self = shared_from_this();
+  subscription_ = gw_.hub().subscribe([self](const protocol::Checkpoint& cp) { self->on_checkpoint(cp); });
+  schedule_token_line();
+  watch_disconnect();
+}
+
+void SyncSession::on_checkpoint(const protocol::Checkpoint& cp) {
+  if (closed_ || ending_) return;
+  machine_.on_checkpoint(cp);
+  pump();
+}
+
+void SyncSession::pump() {
+  while (!closed_ && !ending_ && !query_in_flight_) {
+    if (pending_.size() + writing_.size() > kMaxBacklogBytes) return;  // resumed when writes drain
+    auto self = shared_from_this();
+    switch (machine_.need()) {
+      case protocol::SyncStream::Need::Resolve:
+        query_in_flight_ = true;
+        gw_.queries().resolve(who_, machine_.resolve_target(), [self](ResolveOutcome out) {
+          self->query_in_flight_ = false;
+          if (self->closed_) return;
+          if (out.ok) self->machine_.on_resolved(out.resolved);
+          else self->machine_.fail(out.code, out.message);
+          self->emit(self->machine_.take_output());
+          self->pump();
+        });
+        return;
+      case protocol::SyncStream::Need::Ops:
+        query_in_flight_ = true;
+        request_ops();
+        return;
+      case protocol::SyncStream::Need::WaitCheckpoint:
+        return;
+      case protocol::SyncStream::Need::Finished:
+        finish_with_error();
+        return;
+    }
+  }
+}
+
+namespace {
+bool same_query(const protocol::OpsQuery& a, const protocol::OpsQuery& b) {
+  return a.bucket == b.bucket && a.after == b.after && a.at_checkpoint == b.at_checkpoint && a.max_ops == b.max_ops;
+}
+}  // namespace
+
+void SyncSession::request_ops() {
+  const protocol::OpsQuery& q = machine_.ops_query();
+  if (prefetch_ && same_query(prefetch_->query, q)) {
+    auto p = std::move(prefetch_);
+    prefetch_.reset();
+    if (p->ready) {
+      prefetch_after(p->query, p->result);
+      deliver_ops(std::move(p->result));
+    } else {
+      p->wanted = true;
+      prefetch_ = p;  // deliver_ops runs when it arrives
+    }
+    return;
+  }
+  prefetch_.reset();  // a stale guess (new checkpoint, other bucket): its answer is dropped
+  auto self = shared_from_this();
+  protocol::OpsQuery query = q;
+  gw_.queries().ops(query, [self, query](OpsOutcome out) {
+    self->prefetch_after(query, out);
+    self->deliver_ops(std::move(out));
+  });
+}
+
+void SyncSession::prefetch_after(const protocol::OpsQuery& q, const OpsOutcome& out) {
+  if (closed_ || !out.ok || out.ops.size() < static_cast<size_t>(q.max_ops)) return;
+  auto p = std::make_shared<Prefetch>();
+  p->query = q;
+  p->query.after = out.ops.back().op_id;
+  prefetch_ = p;
+  auto self = shared_from_this();
+  std::weak_ptr<Prefetch> weak = p;
+  gw_.queries().ops(p->query, [self, weak](OpsOutcome next) {
+    auto p = weak.lock();
+    if (!p || self->prefetch_ != p) return;
+    if (p->wanted) {
+      self->prefetch_.reset();
+      self->prefetch_after(p->query, next);  // stay one page ahead
+      self->deliver_ops(std::move(next));
+    } else {
+      p->ready = true;
+      p->result = std::move(next);
+    }
+  });
+}
+
+void SyncSession::deliver_ops(OpsOutcome out) {
+  query_in_flight_ = false;
+  if (closed_) return;
+  if (out.ok) machine_.on_ops(out.ops);
+  else machine_.fail(out.code, out.message);
+  emit(machine_.take_output());
+  pump();
+}
+
+void SyncSession::finish_with_error() {
+  const auto& f = machine_.failure();
+  std::string code = f ? f->code : "PSYNC_S2001", message = f ? f->message : "sync stream failed";
+  std::cerr << "powersync-gateway: stream of user " << token_.user_id << " ends: " << code << " " << message << "\n";
+  if (!headers_started_ && pending_.empty()) {
+    error_ = error_response(http_version_, status_for(code), code, message);
+    error_->keep_alive(false);
+  }
+  end();
+}
+
+void SyncSession::emit(std::string lines) {
+  if (lines.empty() || closed_) return;
+  if (pending_.empty()) pending_.swap(lines);
+  else pending_ += lines;
+  kick_writes();
+}
+
+void SyncSession::end() {
+  if (ending_) return;
+  ending_ = true;
+  token_timer_.cancel();
+  if (subscription_) gw_.hub().unsubscribe(subscription_);
+  subscription_ = 0;
+  kick_writes();
+}
+
+void SyncSession::kick_writes() {
+  if (write_in_flight_ || closed_) return;
+  auto self = shared_from_this();
+  auto done = [self](const boost::system::error_code& ec, size_t) {
+    self->write_in_flight_ = false;
+    self->writing_.clear();
+    if (ec) {
+      self->close();
+      return;
+    }
+    self->kick_writes();
+    self->pump();
+  };
+  stream_.expires_after(kWriteTimeout);
+  if (error_) {
+    write_in_flight_ = true;
+    http::async_write(stream_, *error_, [self](const boost::system::error_code&, size_t) { self->close(); });
+    return;
+  }
+  if (!headers_started_) {
+    if (pending_.empty() && !ending_) return;
+    headers_started_ = true;
+    header_.emplace(http::status::ok, http_version_);
+    header_->set(http::field::content_type, "application/x-ndjson");
+    header_->set("X-Accel-Buffering", "no");
+    header_->set(http::field::cache_control, "no-cache");
+    add_cors_headers(*header_);
+    header_->chunked(true);
+    header_->keep_alive(false);
+    serializer_.emplace(*header_);
+    write_in_flight_ = true;
+    http::async_write_header(stream_, *serializer_, done);
+    return;
+  }
+  if (!pending_.empty()) {
+    writing_.swap(pending_);
+    write_in_flight_ = true;
+    asio::async_write(stream_, http::make_chunk(asio::buffer(writing_)), done);
+    return;
+  }
+  if (ending_) {
+    write_in_flight_ = true;
+    asio::async_write(stream_, http::make_chunk_last(), [self](const boost::system::error_code&, size_t) { self->close(); });
+    return;
+  }
+  stream_.expires_never();
+}
+
+void SyncSession::close() {
+  if (closed_) return;
+  closed_ = true;
+  token_timer_.cancel();
+  if (subscription_) gw_.hub().unsubscribe(subscription_);
+  subscription_ = 0;
+  boost::system::error_code ec;
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+  stream_.close();
+  gw_.stream_closed(stream_id_);
+}
+
+// token_expires_in every keepalive interval (±10% jitter), more often near expiry; the stream
+// ends after {"token_expires_in":0} (spec §1.6).
+void SyncSession::schedule_token_line() {
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  int64_t now = unix_now(), exp = token_.expires_at;
+  double keepalive = gw_.config().keepalive_seconds * (0.9 + 0.2 * (rng() % 1000) / 1000.0);
+  double wait = now < exp - 20 ? std::min<double>(keepalive, exp - 20 - now) : std::min<double>(keepalive, exp - now);
+  if (wait < 0) wait = 0;
+  token_timer_.expires_after(std::chrono::milliseconds(static_cast<int64_t>(wait * 1000)));
+  auto self = shared_from_this();
+  token_timer_.async_wait([self](const boost::system::error_code& ec) {
+    if (ec || self->closed_ || self->ending_) return;
+    int64_t left = self->token_.expires_at - unix_now();
+    self->emit(protocol::token_expires_in_line(left));
+    if (left <= 0) self->end();
+    else self->schedule_token_line();
+  });
+}
+
+// Clients never send anything after the request; readability means EOF (or junk): either way
+// the stream is over and its slot is freed at once.
+void SyncSession::watch_disconnect() {
+  auto self = shared_from_this();
+  stream_.socket().async_wait(tcp::socket::wait_read, [self](const boost::system::error_code& ec) {
+    if (ec || self->closed_) return;
+    boost::system::error_code ignored;
+    if (self->stream_.socket().available(ignored) == 0) {
+      self->close();
+      return;
+    }
+    char sink[512];
+    self->stream_.socket().non_blocking(true, ignored);
+    self->stream_.socket().read_some(asio::buffer(sink), ignored);
+    self->watch_disconnect();
+  });
+}
+
+}  // namespace powersync::gateway
