@@ -1,0 +1,68 @@
+-- Incrementally maintained JOIN views (IMMV): catalog, SQL API and trigger functions.
+-- An IMMV is an ordinary table with a primary key built from its base tables' keys; triggers on the
+-- base tables keep it equal to its query in the same transaction (src/pg/immv_*.cpp).
+
+CREATE TABLE powersync.immv_catalog (
+  immv        regclass PRIMARY KEY,          -- the view's table
+  definition  text NOT NULL,                 -- the query as Postgres reads it back
+  base_tables regclass[] NOT NULL,
+  refresh_sql text NOT NULL,                 -- full recompute + diff (refresh_immv, TRUNCATE of a base)
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- Maintenance statements per base table and event, generated at create time and prepared once per
+-- backend by the triggers: 'lock' statements run first, then the 'apply' statements in order.
+CREATE TABLE powersync.immv_statements (
+  immv  regclass NOT NULL REFERENCES powersync.immv_catalog ON DELETE CASCADE,
+  base  regclass NOT NULL,
+  event text NOT NULL CHECK (event IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')),
+  step  text NOT NULL CHECK (step IN ('lock', 'apply')),
+  ord   int NOT NULL,
+  sql   text NOT NULL,
+  PRIMARY KEY (immv, base, event, step, ord)
+);
+
+-- Maintenance runs as the view's owner and reads its statements from here.
+GRANT SELECT ON powersync.immv_catalog, powersync.immv_statements TO PUBLIC;
+
+CREATE FUNCTION powersync.create_immv(name text, query text) RETURNS bigint
+  AS 'MODULE_PATHNAME', 'powersync_create_immv' LANGUAGE C STRICT;
+COMMENT ON FUNCTION powersync.create_immv(text, text) IS
+  'Creates table NAME holding the rows of QUERY (a SELECT joining tables by equality) and keeps it up to date; returns the rows created.';
+
+CREATE FUNCTION powersync.refresh_immv(name text) RETURNS bigint
+  AS 'MODULE_PATHNAME', 'powersync_refresh_immv' LANGUAGE C STRICT;
+COMMENT ON FUNCTION powersync.refresh_immv(text) IS
+  'Recomputes IMMV NAME from its base tables and applies the difference; returns the number of view rows it had to change (0 when it was up to date).';
+
+CREATE FUNCTION powersync.drop_immv(name text) RETURNS void
+  AS 'MODULE_PATHNAME', 'powersync_drop_immv' LANGUAGE C STRICT;
+
+CREATE FUNCTION powersync.immv_maintain() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'powersync_immv_maintain' LANGUAGE C;
+CREATE FUNCTION powersync.immv_guard() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'powersync_immv_guard' LANGUAGE C;
+
+CREATE FUNCTION powersync.immv_row_count(immv regclass) RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+DECLARE n bigint;
+BEGIN
+  EXECUTE format('SELECT count(*) FROM ONLY %s', immv) INTO n;
+  RETURN n;
+END $$;
+
+CREATE VIEW powersync.immvs AS
+  SELECT c.immv::text AS name, c.definition, c.base_tables, powersync.immv_row_count(c.immv) AS row_count
+    FROM powersync.immv_catalog c
+   WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class r WHERE r.oid = c.immv);
+
+-- DROP TABLE (or DROP ... CASCADE of a base table) removes an IMMV's catalog rows too; its triggers
+-- on the base tables depend on the view's table and go with it.
+CREATE FUNCTION powersync.immv_forget_dropped() RETURNS event_trigger LANGUAGE plpgsql
+  SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+  DELETE FROM powersync.immv_catalog
+   WHERE immv::oid IN (SELECT objid FROM pg_event_trigger_dropped_objects()
+                        WHERE classid = 'pg_catalog.pg_class'::regclass AND objsubid = 0);
+END $$;
+CREATE EVENT TRIGGER powersync_immv_forget_dropped ON sql_drop
+  EXECUTE FUNCTION powersync.immv_forget_dropped();

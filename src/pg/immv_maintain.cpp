@@ -1,0 +1,183 @@
+// The maintenance trigger of IMMVs: AFTER ... FOR EACH STATEMENT on every base table, with the
+// statement's transition tables. Runs the view's stored lock and apply statements (src/pg/immv_sql.cpp),
+// prepared once per backend and kept until a relcache invalidation of the view or base table.
+#include <string>
+#include <vector>
+
+#include "powersync/pg/boundary.h"
+#include "powersync/pg/immv.h"
+#include "powersync/pg/immv_spi.h"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "catalog/pg_class.h"
+#include "commands/trigger.h"
+#include "miscadmin.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+PG_FUNCTION_INFO_V1(powersync_immv_maintain);
+Datum powersync_immv_maintain(PG_FUNCTION_ARGS);
+}
+
+namespace powersync::pg::immv {
+namespace {
+
+struct PlanKey {
+  Oid immv;
+  Oid base;
+  int32 event;
+};
+
+// Prepared statements of one (view, base table, event): nlock lock plans, then napply apply plans.
+struct PlanSet {
+  PlanKey key;  // hash key, first
+  bool valid;
+  int nlock;
+  int napply;
+  SPIPlanPtr* plans;  // in CacheMemoryContext
+};
+
+HTAB* plan_cache = nullptr;
+
+void forget_plans(Datum, Oid relid) {
+  if (!plan_cache) return;
+  HASH_SEQ_STATUS status;
+  hash_seq_init(&status, plan_cache);
+  while (auto* set = (PlanSet*)hash_seq_search(&status))
+    if (relid == InvalidOid || set->key.immv == relid || set->key.base == relid) set->valid = false;
+}
+
+void init_cache() {
+  if (plan_cache) return;
+  pg_call([] {
+    HASHCTL ctl;
+    memset(&ctl, 0, sizeof(ctl));
+    ctl.keysize = sizeof(PlanKey);
+    ctl.entrysize = sizeof(PlanSet);
+    ctl.hcxt = CacheMemoryContext;
+    plan_cache = hash_create("powersync IMMV plans", 32, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+    CacheRegisterRelcacheCallback(forget_plans, (Datum)0);
+  });
+}
+
+const char* event_name(int32 event) {
+  if (TRIGGER_FIRED_BY_INSERT(event)) return "INSERT";
+  if (TRIGGER_FIRED_BY_UPDATE(event)) return "UPDATE";
+  if (TRIGGER_FIRED_BY_DELETE(event)) return "DELETE";
+  return "TRUNCATE";
+}
+
+// Loads and prepares the statements (the caller registered the transition tables they refer to).
+PlanSet* plans_for(Oid immv, Oid base, int32 event) {
+  init_cache();
+  PlanKey key{immv, base, event};
+  bool found = false;
+  PlanSet* set = (PlanSet*)pg_call([&] { return hash_search(plan_cache, &key, HASH_ENTER, &found); });
+  if (found && set->valid) return set;
+  if (found && set->plans) {
+    pg_call([&] {
+      for (int i = 0; i < set->nlock + set->napply; ++i) SPI_freeplan(set->plans[i]);
+      pfree(set->plans);
+    });
+  }
+  set->valid = false;
+  set->nlock = set->napply = 0;
+  set->plans = nullptr;
+
+  std::string sql = "SELECT step, sql FROM powersync.immv_statements WHERE immv = " + std::to_string(immv) +
+                    "::oid AND base = " + std::to_string(base) + "::oid AND event = '" + event_name(event) +
+                    "' ORDER BY step <> 'lock', ord";
+  std::vector<std::pair<bool, std::string>> stmts;
+  pg_call([&] {
+    if (SPI_execute(sql.c_str(), true, 0) != SPI_OK_SELECT) elog(ERROR, "reading IMMV statements failed");
+  });
+  for (uint64 i = 0; i < SPI_processed; ++i) {
+    char* step = pg_call([&] { return SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1); });
+    char* text = pg_call([&] { return SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2); });
+    stmts.emplace_back(std::string(step) == "lock", text);
+  }
+  if (stmts.empty())
+    throw Error(Error::Kind::Internal, "IMMV with oid " + std::to_string(immv) + " has no maintenance statements for " +
+                                           event_name(event) + " on table oid " + std::to_string(base),
+                {}, "Drop the IMMV with powersync.drop_immv() and create it again.");
+  set->plans = (SPIPlanPtr*)pg_call([&] { return MemoryContextAllocZero(CacheMemoryContext, sizeof(SPIPlanPtr) * stmts.size()); });
+  for (auto& [is_lock, text] : stmts) {
+    SPIPlanPtr plan = pg_call([&] {
+      SPIPlanPtr p = SPI_prepare(text.c_str(), 0, nullptr);
+      if (!p) elog(ERROR, "preparing IMMV maintenance failed: %s", SPI_result_code_string(SPI_result));
+      SPI_keepplan(p);
+      return p;
+    });
+    set->plans[set->nlock + set->napply] = plan;
+    (is_lock ? set->nlock : set->napply)++;
+  }
+  set->valid = true;
+  return set;
+}
+
+// Maintenance reads the latest committed state (plus this transaction's own changes), also under
+// REPEATABLE READ and SERIALIZABLE: after waiting for a concurrent writer's row lock it must see
+// what that writer committed, or the view would keep stale rows.
+void run(SPIPlanPtr plan) {
+  pg_call([&] {
+    int rc = SPI_execute_snapshot(plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
+    if (rc < 0) elog(ERROR, "IMMV maintenance statement failed: %s", SPI_result_code_string(rc));
+  });
+}
+
+// Runs maintenance as the view's owner, whoever changed the base table.
+class AsOwner {
+ public:
+  explicit AsOwner(Oid immv) : exceptions_(std::uncaught_exceptions()) {
+    Oid owner = pg_call([&] {
+      HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(immv));
+      if (!HeapTupleIsValid(tup))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("IMMV with oid %u no longer exists", immv)));
+      Oid o = ((Form_pg_class)GETSTRUCT(tup))->relowner;
+      ReleaseSysCache(tup);
+      return o;
+    });
+    GetUserIdAndSecContext(&saved_user_, &saved_context_);
+    SetUserIdAndSecContext(owner, saved_context_ | SECURITY_LOCAL_USERID_CHANGE);
+  }
+  ~AsOwner() {
+    if (std::uncaught_exceptions() == exceptions_) SetUserIdAndSecContext(saved_user_, saved_context_);
+  }
+
+ private:
+  int exceptions_;
+  Oid saved_user_ = InvalidOid;
+  int saved_context_ = 0;
+};
+
+void maintain(TriggerData* td) {
+  if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) || td->tg_trigger->tgnargs < 1)
+    throw invalid_input("powersync.immv_maintain() must be an AFTER ... FOR EACH STATEMENT trigger created by create_immv()");
+  Oid immv = (Oid)std::stoul(td->tg_trigger->tgargs[0]);
+  Oid base = RelationGetRelid(td->tg_relation);
+  int32 event = td->tg_event & TRIGGER_EVENT_OPMASK;
+  AsOwner owner(immv);
+  SpiConnection spi;
+  pg_call([&] {
+    if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER) elog(ERROR, "registering transition tables failed");
+  });
+  PlanSet* set = plans_for(immv, base, event);
+  for (int i = 0; i < set->nlock; ++i) run(set->plans[i]);
+  MaintenanceScope writing;
+  for (int i = 0; i < set->napply; ++i) run(set->plans[set->nlock + i]);
+}
+
+}  // namespace
+}  // namespace powersync::pg::immv
+
+Datum powersync_immv_maintain(PG_FUNCTION_ARGS) {
+  return powersync::pg::pg_entry([&]() -> Datum {
+    if (!CALLED_AS_TRIGGER(fcinfo)) throw powersync::invalid_input("powersync.immv_maintain() must be called as a trigger");
+    powersync::pg::immv::maintain((TriggerData*)fcinfo->context);
+    return PointerGetDatum(nullptr);
+  });
+}
