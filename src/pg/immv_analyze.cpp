@@ -42,13 +42,37 @@ std::string at(int location) {
   return location >= 0 ? " (at character " + std::to_string(location + 1) + ")" : std::string();
 }
 
+// Reports parser error positions against the view query, not the create_immv(...) call.
+void query_position_callback(void* arg) {
+  int position = geterrposition();
+  if (position > 0) {
+    errposition(0);
+    internalerrposition(position);
+    internalerrquery(static_cast<const char*>(arg));
+  }
+}
+
+template <typename F>
+auto with_query_position(const std::string& text, F&& fn) {
+  return pg_call([&] {
+    ErrorContextCallback callback;
+    callback.callback = query_position_callback;
+    callback.arg = (void*)text.c_str();
+    callback.previous = error_context_stack;
+    error_context_stack = &callback;
+    auto result = fn();
+    error_context_stack = callback.previous;
+    return result;
+  });
+}
+
 Query* parse_single_select(const std::string& text) {
-  List* raw = pg_call([&] { return raw_parser(text.c_str(), RAW_PARSE_DEFAULT); });
+  List* raw = with_query_position(text, [&] { return raw_parser(text.c_str(), RAW_PARSE_DEFAULT); });
   if (list_length(raw) != 1) throw invalid_input("cannot create IMMV: the query must be exactly one SELECT statement");
   RawStmt* stmt = linitial_node(RawStmt, raw);
   if (!IsA(stmt->stmt, SelectStmt)) throw invalid_input("cannot create IMMV: the query must be a SELECT statement");
   if (castNode(SelectStmt, stmt->stmt)->intoClause) reject("SELECT INTO is not supported");
-  return pg_call([&] { return parse_analyze_fixedparams(stmt, text.c_str(), nullptr, 0, nullptr); });
+  return with_query_position(text, [&] { return parse_analyze_fixedparams(stmt, text.c_str(), nullptr, 0, nullptr); });
 }
 
 void check_query_shape(Query* q) {
@@ -379,6 +403,20 @@ void add_key_columns(Query* q, Definition& def, std::map<int, Occurrence>& occs)
       }
     }
     if (o.nullable) {
+      for (size_t i = 0; i < o.pk_attnums.size(); ++i) {
+        Oid relid = o.relid;
+        AttrNumber attno = o.pk_attnums[i];
+        bool stable_text = pg_call([&] {
+          Oid out;
+          bool varlena;
+          getTypeOutputInfo(get_atttype(relid, attno), &out, &varlena);
+          return func_volatile(out) == PROVOLATILE_IMMUTABLE;
+        });
+        if (!stable_text)
+          reject("table \"" + o.alias + "\" is on the nullable side of a LEFT JOIN and its primary key column \"" + o.pk_names[i] + "\"" +
+                     " has a type whose text form depends on settings (such as timestamptz)",
+                 "The view keys such a table by the text of its primary key; use a key of another type.");
+      }
       OutputColumn col;
       col.name = hidden_name("__ps_" + o.alias + "_key");
       col.type_sql = "text";
