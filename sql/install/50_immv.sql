@@ -22,8 +22,18 @@ CREATE TABLE powersync.immv_statements (
   PRIMARY KEY (immv, base, event, step, ord)
 );
 
+
+-- Per base table: the columns (key and those the view reads) whose change can affect the view. An
+-- UPDATE leaving all of them byte-for-byte unchanged skips maintenance without running any SQL.
+CREATE TABLE powersync.immv_bases (
+  immv     regclass NOT NULL REFERENCES powersync.immv_catalog ON DELETE CASCADE,
+  base     regclass NOT NULL,
+  compared int2[] NOT NULL,
+  PRIMARY KEY (immv, base)
+);
+
 -- Maintenance runs as the view's owner and reads its statements from here.
-GRANT SELECT ON powersync.immv_catalog, powersync.immv_statements TO PUBLIC;
+GRANT SELECT ON powersync.immv_catalog, powersync.immv_statements, powersync.immv_bases TO PUBLIC;
 
 CREATE FUNCTION powersync.create_immv(name text, query text) RETURNS bigint
   AS 'MODULE_PATHNAME', 'powersync_create_immv' LANGUAGE C STRICT;

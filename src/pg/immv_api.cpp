@@ -153,6 +153,15 @@ void store_catalog(const Definition& def, Oid relid, const std::string& immv) {
   spi_exec("INSERT INTO powersync.immv_catalog (immv, definition, base_tables, refresh_sql) VALUES (" + std::to_string(relid) +
            "::oid, " + literal(def.definition_sql) + ", '{" + base_array + "}'::oid[]::regclass[], " +
            literal(refresh_sql(def, immv)) + ")");
+  for (auto& o : def.occurrences) {
+    std::vector<AttrNumber> compared(o.pk_attnums);
+    for (auto& other : def.occurrences)
+      if (other.relid == o.relid) compared.insert(compared.end(), other.used_attnums.begin(), other.used_attnums.end());
+    std::string list;
+    for (AttrNumber a : compared) list += (list.empty() ? "" : ",") + std::to_string(a);
+    spi_exec("INSERT INTO powersync.immv_bases VALUES (" + std::to_string(relid) + "::oid, " + std::to_string(o.relid) +
+             "::oid, '{" + list + "}') ON CONFLICT DO NOTHING");
+  }
   for (auto& ts : trigger_sql(def, immv)) {
     auto store = [&](const std::string& step, const std::vector<std::string>& stmts) {
       for (size_t i = 0; i < stmts.size(); ++i)

@@ -1,6 +1,7 @@
 // The maintenance trigger of IMMVs: AFTER ... FOR EACH STATEMENT on every base table, with the
 // statement's transition tables. Runs the view's stored lock and apply statements (src/pg/immv_sql.cpp),
 // prepared once per backend and kept until a relcache invalidation of the view or base table.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,10 @@
 extern "C" {
 #include "access/htup_details.h"
 #include "catalog/pg_class.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "utils/datum.h"
+#include "utils/tuplestore.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
 #include "utils/hsearch.h"
@@ -30,6 +35,7 @@ struct PlanKey {
   Oid immv;
   Oid base;
   int32 event;
+  int32 large;  // statements are planned for the size of the transition tables: few rows or many
 };
 
 // Prepared statements of one (view, base table, event): nlock lock plans, then napply apply plans.
@@ -39,6 +45,8 @@ struct PlanSet {
   int nlock;
   int napply;
   SPIPlanPtr* plans;  // in CacheMemoryContext
+  int ncompared;
+  AttrNumber* compared;  // in CacheMemoryContext: columns whose change matters (see immv_bases)
 };
 
 HTAB* plan_cache = nullptr;
@@ -72,9 +80,9 @@ const char* event_name(int32 event) {
 }
 
 // Loads and prepares the statements (the caller registered the transition tables they refer to).
-PlanSet* plans_for(Oid immv, Oid base, int32 event) {
+PlanSet* plans_for(Oid immv, Oid base, int32 event, bool large) {
   init_cache();
-  PlanKey key{immv, base, event};
+  PlanKey key{immv, base, event, large};
   bool found = false;
   PlanSet* set = (PlanSet*)pg_call([&] { return hash_search(plan_cache, &key, HASH_ENTER, &found); });
   if (found && set->valid) return set;
@@ -84,9 +92,25 @@ PlanSet* plans_for(Oid immv, Oid base, int32 event) {
       pfree(set->plans);
     });
   }
+  if (found && set->compared) pg_call([&] { pfree(set->compared); });
   set->valid = false;
-  set->nlock = set->napply = 0;
+  set->nlock = set->napply = set->ncompared = 0;
   set->plans = nullptr;
+  set->compared = nullptr;
+
+  std::string compared = query_one("SELECT array_to_string(compared, ',') FROM powersync.immv_bases WHERE immv = " +
+                                   std::to_string(immv) + "::oid AND base = " + std::to_string(base) + "::oid");
+  std::vector<AttrNumber> attnums;
+  for (size_t pos = 0; pos < compared.size();) {
+    size_t comma = compared.find(',', pos);
+    attnums.push_back((AttrNumber)std::stoi(compared.substr(pos, comma - pos)));
+    pos = comma == std::string::npos ? compared.size() : comma + 1;
+  }
+  if (!attnums.empty()) {
+    set->compared = (AttrNumber*)pg_call([&] { return MemoryContextAlloc(CacheMemoryContext, sizeof(AttrNumber) * attnums.size()); });
+    std::copy(attnums.begin(), attnums.end(), set->compared);
+    set->ncompared = (int)attnums.size();
+  }
 
   std::string sql = "SELECT step, sql FROM powersync.immv_statements WHERE immv = " + std::to_string(immv) +
                     "::oid AND base = " + std::to_string(base) + "::oid AND event = '" + event_name(event) +
@@ -154,18 +178,65 @@ class AsOwner {
   int saved_context_ = 0;
 };
 
+// True when every row an UPDATE changed is byte-for-byte the same on the columns the view
+// depends on. The transition tables hold the old and new images in the same order; comparing
+// row i with row i is exact because the key is among the compared columns.
+bool view_columns_unchanged(TriggerData* td, const PlanSet* set) {
+  if (set->ncompared == 0) return false;
+  return pg_call([&] {
+    Tuplestorestate* olds = td->tg_oldtable;
+    Tuplestorestate* news = td->tg_newtable;
+    if (tuplestore_tuple_count(olds) != tuplestore_tuple_count(news)) return false;
+    TupleDesc desc = RelationGetDescr(td->tg_relation);
+    TupleTableSlot* a = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+    TupleTableSlot* b = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+    int read_old = tuplestore_alloc_read_pointer(olds, EXEC_FLAG_REWIND);
+    int read_new = tuplestore_alloc_read_pointer(news, EXEC_FLAG_REWIND);
+    tuplestore_select_read_pointer(olds, read_old);
+    tuplestore_rescan(olds);
+    tuplestore_select_read_pointer(news, read_new);
+    tuplestore_rescan(news);
+    bool same = true;
+    while (same && tuplestore_gettupleslot(olds, true, false, a)) {
+      if (!tuplestore_gettupleslot(news, true, false, b)) {
+        same = false;
+        break;
+      }
+      for (int i = 0; same && i < set->ncompared; ++i) {
+        AttrNumber att = set->compared[i];
+        bool null_a, null_b;
+        Datum va = slot_getattr(a, att, &null_a);
+        Datum vb = slot_getattr(b, att, &null_b);
+        Form_pg_attribute form = TupleDescAttr(desc, att - 1);
+        same = null_a == null_b && (null_a || datumIsEqual(va, vb, form->attbyval, form->attlen));
+      }
+    }
+    ExecDropSingleTupleTableSlot(a);
+    ExecDropSingleTupleTableSlot(b);
+    return same;
+  });
+}
+
+// Statements touching more rows than this get their own plans (planned with big transition tables).
+constexpr int64 kLargeStatementRows = 100;
+
 void maintain(TriggerData* td) {
   if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) || td->tg_trigger->tgnargs < 1)
     throw invalid_input("powersync.immv_maintain() must be an AFTER ... FOR EACH STATEMENT trigger created by create_immv()");
   Oid immv = (Oid)std::stoul(td->tg_trigger->tgargs[0]);
   Oid base = RelationGetRelid(td->tg_relation);
   int32 event = td->tg_event & TRIGGER_EVENT_OPMASK;
+  int64 rows = 0;
+  if (td->tg_oldtable) rows = std::max<int64>(rows, pg_call([&] { return tuplestore_tuple_count(td->tg_oldtable); }));
+  if (td->tg_newtable) rows = std::max<int64>(rows, pg_call([&] { return tuplestore_tuple_count(td->tg_newtable); }));
+  if (rows == 0 && !TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) return;  // the statement changed no row
   AsOwner owner(immv);
   SpiConnection spi;
   pg_call([&] {
     if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER) elog(ERROR, "registering transition tables failed");
   });
-  PlanSet* set = plans_for(immv, base, event);
+  PlanSet* set = plans_for(immv, base, event, rows > kLargeStatementRows);
+  if (TRIGGER_FIRED_BY_UPDATE(td->tg_event) && view_columns_unchanged(td, set)) return;
   for (int i = 0; i < set->nlock; ++i) run(set->plans[i]);
   MaintenanceScope writing;
   for (int i = 0; i < set->napply; ++i) run(set->plans[set->nlock + i]);

@@ -57,18 +57,17 @@ std::vector<std::string> numbered(const std::string& stem, size_t n) {
 std::string changed_cte(const Occurrence& t, const std::vector<std::string>& used, const std::vector<bool>& used_text,
                         const std::string& event) {
   std::vector<std::string> k = numbered("k", t.pk_columns.size());
-  auto keys_of = [&](const std::string& alias) {
-    std::string out;
-    for (size_t i = 0; i < k.size(); ++i) out += (i ? ", " : "") + alias + "." + t.pk_columns[i] + " AS " + k[i];
-    return out;
-  };
-  if (event == "INSERT") return "SELECT DISTINCT " + keys_of("n") + " FROM __ps_new n";
-  if (event == "DELETE") return "SELECT DISTINCT " + keys_of("o") + " FROM __ps_old o";
-  std::string differs = "n." + t.pk_columns[0] + " IS NULL";
-  for (size_t i = 0; i < used.size(); ++i) differs += " OR " + distinct("o." + used[i], "n." + used[i], used_text[i]);
-  return "SELECT " + keys_of("o") + " FROM __ps_old o LEFT JOIN __ps_new n ON " + equal_all(t.pk_columns, "n.", "o.") +
-         " WHERE " + differs + " UNION SELECT " + keys_of("n") + " FROM __ps_new n WHERE NOT EXISTS (SELECT 1 FROM __ps_old o WHERE " +
-         equal_all(t.pk_columns, "o.", "n.") + ")";
+  std::string keys;
+  for (size_t i = 0; i < k.size(); ++i) keys += (i ? ", " : "") + t.pk_columns[i] + " AS " + k[i];
+  if (event == "INSERT") return "SELECT DISTINCT " + keys + " FROM __ps_new";
+  if (event == "DELETE") return "SELECT DISTINCT " + keys + " FROM __ps_old";
+  // UPDATE: keys of rows in the symmetric difference of old and new images, on the key and the
+  // columns the view reads. Set operations hash or sort, so big statements stay linear.
+  std::string image = keys;
+  for (size_t i = 0; i < used.size(); ++i) image += ", " + used[i] + (used_text[i] ? "::text" : "");
+  std::string knames = join(k, ", ");
+  return "SELECT " + knames + " FROM (SELECT " + image + " FROM __ps_old EXCEPT SELECT " + image + " FROM __ps_new) d UNION SELECT " +
+         knames + " FROM (SELECT " + image + " FROM __ps_new EXCEPT SELECT " + image + " FROM __ps_old) d";
 }
 
 // scope: keys of r's anchor whose view rows must be recomputed.
@@ -94,33 +93,31 @@ std::string fresh_select(const Definition& def, const std::string& where) {
   return "SELECT " + cols + " FROM (" + def.source_sql + ") q" + (where.empty() ? "" : " WHERE " + where);
 }
 
-// The diff of `fresh` against the stored rows matching `stored_where` (alias v), as CTEs + final SELECT.
+// The diff of `fresh` against the stored rows matching `stored_where` (alias v), as CTEs + final
+// SELECT. One full join pairs them by key; rows are then deleted, updated in place (only when a
+// value differs) or inserted, addressed by ctid so no key is looked up twice.
 std::string apply_diff(const Definition& def, const std::string& immv, const std::string& stored_where) {
-  std::vector<std::string> keys = key_columns(def);
-  std::string key_eq = equal_all(keys, "f.", "v.");
-  std::string set, differs, all = join([&] {
-    std::vector<std::string> n;
-    for (auto& c : def.columns) n.push_back(c.name);
-    return n;
-  }(), ", ");
+  std::vector<std::string> keys = key_columns(def), all, values;
+  for (auto& c : def.columns) all.push_back(c.name);
+  std::string set, differs;
   for (auto& c : def.columns) {
     if (c.is_key) continue;
-    set += (set.empty() ? "" : ", ") + c.name + " = f." + c.name;
-    differs += (differs.empty() ? "" : " OR ") + distinct("v." + c.name, "f." + c.name, c.compare_as_text);
+    values.push_back(c.name);
+    set += (set.empty() ? "" : ", ") + c.name + " = d." + c.name;
+    differs += (differs.empty() ? "" : " OR ") + distinct("s." + c.name, "f." + c.name, c.compare_as_text);
   }
-  std::string where = stored_where.empty() ? "" : stored_where + " AND ";
+  std::string stored_cols = join(keys, ", ", "v.") + (values.empty() ? "" : ", " + join(values, ", ", "v."));
   std::string upd = set.empty() ? "SELECT 1 WHERE false"
-                                : "UPDATE ONLY " + immv + " v SET " + set + " FROM fresh f WHERE " + key_eq + " AND (" +
-                                      differs + ") RETURNING 1";
-  return ",\n gone AS (DELETE FROM ONLY " + immv + " v WHERE " + where + "NOT EXISTS (SELECT 1 FROM fresh f WHERE " + key_eq +
-         ") RETURNING 1),\n updated AS (" + upd + "),\n added AS (INSERT INTO " + immv + " (" + all + ") SELECT " +
-         join([&] {
-           std::vector<std::string> n;
-           for (auto& c : def.columns) n.push_back(c.name);
-           return n;
-         }(), ", ", "f.") +
-         " FROM fresh f WHERE NOT EXISTS (SELECT 1 FROM ONLY " + immv + " v WHERE " + key_eq +
-         ") RETURNING 1)\nSELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM updated) + (SELECT count(*) FROM added)";
+                                : "UPDATE ONLY " + immv + " v SET " + set +
+                                      " FROM diff d WHERE v.ctid = d.__ps_ctid AND NOT d.__ps_vanished AND d.__ps_differs RETURNING 1";
+  return ",\n stored AS MATERIALIZED (SELECT v.ctid AS __ps_ctid, " + stored_cols + " FROM ONLY " + immv + " v" +
+         (stored_where.empty() ? "" : " WHERE " + stored_where) + "),\n diff AS MATERIALIZED (SELECT s.__ps_ctid, " +
+         join(all, ", ", "f.") + ", f." + keys[0] + " IS NULL AS __ps_vanished, " + (differs.empty() ? "false" : differs) +
+         " AS __ps_differs FROM fresh f FULL JOIN stored s ON " + equal_all(keys, "f.", "s.") + "),\n gone AS (DELETE FROM ONLY " +
+         immv + " v USING diff d WHERE v.ctid = d.__ps_ctid AND d.__ps_vanished RETURNING 1),\n updated AS (" + upd +
+         "),\n added AS (INSERT INTO " + immv + " (" + join(all, ", ") + ") SELECT " + join(all, ", ", "d.") +
+         " FROM diff d WHERE d.__ps_ctid IS NULL RETURNING 1)\nSELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM updated) + "
+         "(SELECT count(*) FROM added)";
 }
 
 // Lock step for a change of r: share-lock the rows of lower-ranked tables (and of r's table in its
