@@ -10,16 +10,15 @@ CREATE TABLE powersync.immv_catalog (
   created_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- Maintenance statements per base table and event, generated at create time and prepared once per
--- backend by the triggers: 'lock' statements run first, then the 'apply' statements in order.
+-- Maintenance statements per base table and event (one per appearance of the table in the query),
+-- generated at create time and prepared once per backend by the triggers, run in order.
 CREATE TABLE powersync.immv_statements (
   immv  regclass NOT NULL REFERENCES powersync.immv_catalog ON DELETE CASCADE,
   base  regclass NOT NULL,
   event text NOT NULL CHECK (event IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')),
-  step  text NOT NULL CHECK (step IN ('lock', 'apply')),
   ord   int NOT NULL,
   sql   text NOT NULL,
-  PRIMARY KEY (immv, base, event, step, ord)
+  PRIMARY KEY (immv, base, event, ord)
 );
 
 

@@ -15,6 +15,7 @@ extern "C" {
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -401,6 +402,17 @@ void add_key_columns(Query* q, Definition& def, std::map<int, Occurrence>& occs)
         o.stored_keys.push_back(col.name);
         def.columns.push_back(col);
       }
+    }
+    // The row version each source row was built from (see the locking in immv_sql.cpp).
+    o.source_ctid = "__ps_ctid_" + std::to_string(rt);
+    {
+      int rtindex = rt;
+      int next = ++resno;
+      const char* resname = o.source_ctid.c_str();
+      pg_call([&] {
+        Var* v = makeVar(rtindex, SelfItemPointerAttributeNumber, TIDOID, -1, InvalidOid, 0);
+        q->targetList = lappend(q->targetList, makeTargetEntry((Expr*)v, next, pstrdup(resname), false));
+      });
     }
     if (o.nullable) {
       for (size_t i = 0; i < o.pk_attnums.size(); ++i) {

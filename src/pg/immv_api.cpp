@@ -163,18 +163,16 @@ void store_catalog(const Definition& def, Oid relid, const std::string& immv) {
              "::oid, '{" + list + "}') ON CONFLICT DO NOTHING");
   }
   for (auto& ts : trigger_sql(def, immv)) {
-    auto store = [&](const std::string& step, const std::vector<std::string>& stmts) {
-      for (size_t i = 0; i < stmts.size(); ++i)
-        spi_exec("INSERT INTO powersync.immv_statements VALUES (" + std::to_string(relid) + "::oid, " + std::to_string(ts.base) +
-                 "::oid, " + literal(ts.event) + ", " + literal(step) + ", " + std::to_string(i + 1) + ", " +
-                 literal(stmts[i]) + ")");
-    };
-    store("lock", ts.lock_sql);
-    store("apply", ts.apply_sql);
+    for (size_t i = 0; i < ts.apply_sql.size(); ++i)
+      spi_exec("INSERT INTO powersync.immv_statements VALUES (" + std::to_string(relid) + "::oid, " + std::to_string(ts.base) +
+               "::oid, " + literal(ts.event) + ", " + std::to_string(i + 1) + ", " + literal(ts.apply_sql[i]) + ")");
   }
 }
 
 int64 create(const std::string& name, const std::string& query) {
+  if (OidIsValid(relation_named(name, true)))
+    throw invalid_input("cannot create IMMV \"" + name + "\": a relation with that name already exists",
+                        {}, "Choose another name.");
   Definition def = analyse_view_query(query);
   SpiConnection spi;
   assign_lock_ranks(def);

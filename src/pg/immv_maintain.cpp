@@ -1,5 +1,5 @@
 // The maintenance trigger of IMMVs: AFTER ... FOR EACH STATEMENT on every base table, with the
-// statement's transition tables. Runs the view's stored lock and apply statements (src/pg/immv_sql.cpp),
+// statement's transition tables. Runs the view's stored maintenance statements (src/pg/immv_sql.cpp),
 // prepared once per backend and kept until a relcache invalidation of the view or base table.
 #include <algorithm>
 #include <string>
@@ -38,12 +38,11 @@ struct PlanKey {
   int32 large;  // statements are planned for the size of the transition tables: few rows or many
 };
 
-// Prepared statements of one (view, base table, event): nlock lock plans, then napply apply plans.
+// Prepared maintenance statements of one (view, base table, event, size class).
 struct PlanSet {
   PlanKey key;  // hash key, first
   bool valid;
-  int nlock;
-  int napply;
+  int nplans;
   SPIPlanPtr* plans;  // in CacheMemoryContext
   int ncompared;
   AttrNumber* compared;  // in CacheMemoryContext: columns whose change matters (see immv_bases)
@@ -88,13 +87,13 @@ PlanSet* plans_for(Oid immv, Oid base, int32 event, bool large) {
   if (found && set->valid) return set;
   if (found && set->plans) {
     pg_call([&] {
-      for (int i = 0; i < set->nlock + set->napply; ++i) SPI_freeplan(set->plans[i]);
+      for (int i = 0; i < set->nplans; ++i) SPI_freeplan(set->plans[i]);
       pfree(set->plans);
     });
   }
   if (found && set->compared) pg_call([&] { pfree(set->compared); });
   set->valid = false;
-  set->nlock = set->napply = set->ncompared = 0;
+  set->nplans = set->ncompared = 0;
   set->plans = nullptr;
   set->compared = nullptr;
 
@@ -112,32 +111,28 @@ PlanSet* plans_for(Oid immv, Oid base, int32 event, bool large) {
     set->ncompared = (int)attnums.size();
   }
 
-  std::string sql = "SELECT step, sql FROM powersync.immv_statements WHERE immv = " + std::to_string(immv) +
-                    "::oid AND base = " + std::to_string(base) + "::oid AND event = '" + event_name(event) +
-                    "' ORDER BY step <> 'lock', ord";
-  std::vector<std::pair<bool, std::string>> stmts;
+  std::string sql = "SELECT sql FROM powersync.immv_statements WHERE immv = " + std::to_string(immv) +
+                    "::oid AND base = " + std::to_string(base) + "::oid AND event = '" + event_name(event) + "' ORDER BY ord";
+  std::vector<std::string> stmts;
   pg_call([&] {
     if (SPI_execute(sql.c_str(), true, 0) != SPI_OK_SELECT) elog(ERROR, "reading IMMV statements failed");
   });
   for (uint64 i = 0; i < SPI_processed; ++i) {
-    char* step = pg_call([&] { return SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1); });
-    char* text = pg_call([&] { return SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2); });
-    stmts.emplace_back(std::string(step) == "lock", text);
+    stmts.emplace_back(pg_call([&] { return SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1); }));
   }
   if (stmts.empty())
     throw Error(Error::Kind::Internal, "IMMV with oid " + std::to_string(immv) + " has no maintenance statements for " +
                                            event_name(event) + " on table oid " + std::to_string(base),
                 {}, "Drop the IMMV with powersync.drop_immv() and create it again.");
   set->plans = (SPIPlanPtr*)pg_call([&] { return MemoryContextAllocZero(CacheMemoryContext, sizeof(SPIPlanPtr) * stmts.size()); });
-  for (auto& [is_lock, text] : stmts) {
+  for (auto& text : stmts) {
     SPIPlanPtr plan = pg_call([&] {
       SPIPlanPtr p = SPI_prepare(text.c_str(), 0, nullptr);
       if (!p) elog(ERROR, "preparing IMMV maintenance failed: %s", SPI_result_code_string(SPI_result));
       SPI_keepplan(p);
       return p;
     });
-    set->plans[set->nlock + set->napply] = plan;
-    (is_lock ? set->nlock : set->napply)++;
+    set->plans[set->nplans++] = plan;
   }
   set->valid = true;
   return set;
@@ -145,12 +140,27 @@ PlanSet* plans_for(Oid immv, Oid base, int32 event, bool large) {
 
 // Maintenance reads the latest committed state (plus this transaction's own changes), also under
 // REPEATABLE READ and SERIALIZABLE: after waiting for a concurrent writer's row lock it must see
-// what that writer committed, or the view would keep stale rows.
-void run(SPIPlanPtr plan) {
-  pg_call([&] {
-    int rc = SPI_execute_snapshot(plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
-    if (rc < 0) elog(ERROR, "IMMV maintenance statement failed: %s", SPI_result_code_string(rc));
-  });
+// what that writer committed, or the view would keep stale rows. A statement reports itself stale
+// when one of its locks waited for such a writer; it then runs again with a newer snapshot.
+void run_until_current(SPIPlanPtr plan) {
+  for (int attempt = 1;; ++attempt) {
+    bool stale = pg_call([&] {
+      int rc = SPI_execute_snapshot(plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
+      if (rc < 0) elog(ERROR, "IMMV maintenance statement failed: %s", SPI_result_code_string(rc));
+      bool isnull = true;
+      Datum d = SPI_processed == 1 && SPI_tuptable->tupdesc->natts >= 2
+                    ? SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)
+                    : (Datum)0;
+      return !isnull && DatumGetBool(d);
+    });
+    if (!stale) return;
+    if (attempt == 10)
+      pg_call([] {
+        ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                        errmsg("IMMV maintenance kept conflicting with concurrent writers"),
+                        errhint("Retry the transaction.")));
+      });
+  }
 }
 
 // Runs maintenance as the view's owner, whoever changed the base table.
@@ -237,9 +247,8 @@ void maintain(TriggerData* td) {
   });
   PlanSet* set = plans_for(immv, base, event, rows > kLargeStatementRows);
   if (TRIGGER_FIRED_BY_UPDATE(td->tg_event) && view_columns_unchanged(td, set)) return;
-  for (int i = 0; i < set->nlock; ++i) run(set->plans[i]);
   MaintenanceScope writing;
-  for (int i = 0; i < set->napply; ++i) run(set->plans[set->nlock + i]);
+  for (int i = 0; i < set->nplans; ++i) run_until_current(set->plans[i]);
 }
 
 }  // namespace

@@ -86,17 +86,19 @@ std::string with_scope(const Definition& def, const Occurrence& t, const Occurre
          scope_cte(def, r, immv) + ")";
 }
 
-std::string fresh_select(const Definition& def, const std::string& where) {
+std::string fresh_select(const Definition& def, const std::string& where, const std::vector<std::string>& extra = {}) {
   std::string cols;
   for (size_t i = 0; i < def.columns.size(); ++i)
     cols += (i ? ", " : "") + def.columns[i].source_expr + " AS " + def.columns[i].name;
+  for (auto& e : extra) cols += ", q." + e;
   return "SELECT " + cols + " FROM (" + def.source_sql + ") q" + (where.empty() ? "" : " WHERE " + where);
 }
 
 // The diff of `fresh` against the stored rows matching `stored_where` (alias v), as CTEs + final
 // SELECT. One full join pairs them by key; rows are then deleted, updated in place (only when a
 // value differs) or inserted, addressed by ctid so no key is looked up twice.
-std::string apply_diff(const Definition& def, const std::string& immv, const std::string& stored_where) {
+std::string apply_diff(const Definition& def, const std::string& immv, const std::string& stored_where,
+                       const std::string& gate = {}, const std::string& stale = "false") {
   std::vector<std::string> keys = key_columns(def), all, values;
   for (auto& c : def.columns) all.push_back(c.name);
   std::string set, differs;
@@ -113,38 +115,52 @@ std::string apply_diff(const Definition& def, const std::string& immv, const std
   return ",\n stored AS MATERIALIZED (SELECT v.ctid AS __ps_ctid, " + stored_cols + " FROM ONLY " + immv + " v" +
          (stored_where.empty() ? "" : " WHERE " + stored_where) + "),\n diff AS MATERIALIZED (SELECT s.__ps_ctid, " +
          join(all, ", ", "f.") + ", f." + keys[0] + " IS NULL AS __ps_vanished, " + (differs.empty() ? "false" : differs) +
-         " AS __ps_differs FROM fresh f FULL JOIN stored s ON " + equal_all(keys, "f.", "s.") + "),\n gone AS (DELETE FROM ONLY " +
+         " AS __ps_differs FROM fresh f FULL JOIN stored s ON " + equal_all(keys, "f.", "s.") +
+         (gate.empty() ? "" : " WHERE " + gate) + "),\n gone AS (DELETE FROM ONLY " +
          immv + " v USING diff d WHERE v.ctid = d.__ps_ctid AND d.__ps_vanished RETURNING 1),\n updated AS (" + upd +
          "),\n added AS (INSERT INTO " + immv + " (" + join(all, ", ") + ") SELECT " + join(all, ", ", "d.") +
          " FROM diff d WHERE d.__ps_ctid IS NULL RETURNING 1)\nSELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM updated) + "
-         "(SELECT count(*) FROM added)";
+         "(SELECT count(*) FROM added), " + stale;
 }
 
-// Lock step for a change of r: share-lock the rows of lower-ranked tables (and of r's table in its
-// other appearances) that the affected view rows combine with, so that a concurrent writer of one
-// of them and this writer never both compute a view row from the other's old data.
-std::string lock_sql(const Definition& def, const Occurrence& t, const Occurrence& r, const std::string& prefix) {
+// Locking for a change of r. Before writing the view, share-lock the rows of lower-ranked tables
+// (and of r's table in its other appearances) that the recomputed rows combine, so that this writer
+// and a concurrent writer of one of them never both build a view row from the other's old data.
+// The rows were read from the statement's snapshot: if a lock had to wait for a writer that then
+// committed a change (the locked version differs from the one read, or the row is gone), the result
+// is flagged stale and the caller runs the statement again with a new snapshot.
+struct Locking {
+  std::vector<std::string> fresh_extra;  // source columns `fresh` must carry for it
+  std::string ctes;                      // lock CTEs and `lockdone`, after `fresh`
+  std::string gate;                      // makes the diff wait for the locks
+  std::string stale = "false";
+};
+
+Locking locking(const Definition& def, const Occurrence& t, const Occurrence& r) {
+  Locking l;
   std::vector<const Occurrence*> lockable;
   for (auto& o : def.occurrences) {
     if (o.rtindex == r.rtindex) continue;
     bool lower = o.lock_rank < t.lock_rank || (o.lock_rank == t.lock_rank && o.relid < t.relid);
     if (lower || o.relid == t.relid) lockable.push_back(&o);
   }
-  if (lockable.empty()) return {};
-  const Occurrence& a = occurrence(def, r.anchor);
-  std::vector<std::string> combo_cols;
-  for (auto* o : lockable) combo_cols.insert(combo_cols.end(), o->source_keys.begin(), o->source_keys.end());
-  std::string sql = prefix + ",\n combos AS MATERIALIZED (SELECT " + join(combo_cols, ", ", "q.") + " FROM (" + def.source_sql +
-                    ") q WHERE " + tuple(a.source_keys, "q.") + " IN (SELECT * FROM scope))";
-  std::string total;
+  if (lockable.empty()) return l;
+  std::string checks;
   for (size_t i = 0; i < lockable.size(); ++i) {
     const Occurrence& o = *lockable[i];
     std::string name = "l" + std::to_string(i + 1);
-    sql += ",\n " + name + " AS (SELECT 1 FROM ONLY " + o.table_sql + " t WHERE " + tuple(o.pk_columns, "t.") + " IN (SELECT " +
-           join(o.source_keys, ", ", "c.") + " FROM combos c) FOR SHARE OF t)";
-    total += (i ? " + " : "") + std::string("(SELECT count(*) FROM ") + name + ")";
+    l.fresh_extra.insert(l.fresh_extra.end(), o.source_keys.begin(), o.source_keys.end());
+    l.fresh_extra.push_back(o.source_ctid);
+    l.ctes += ",\n " + name + " AS MATERIALIZED (SELECT t.ctid AS locked FROM ONLY " + o.table_sql + " t WHERE " +
+              tuple(o.pk_columns, "t.") + " IN (SELECT " + join(o.source_keys, ", ", "f.") + " FROM fresh f) FOR SHARE OF t)";
+    checks += std::string(i ? " OR " : "") + "(SELECT count(*) FROM " + name + ") <> (SELECT count(DISTINCT f." + o.source_ctid +
+              ") FROM fresh f) OR EXISTS (SELECT 1 FROM " + name + " WHERE locked NOT IN (SELECT f." + o.source_ctid +
+              " FROM fresh f WHERE f." + o.source_ctid + " IS NOT NULL))";
   }
-  return sql + "\nSELECT " + total;
+  l.ctes += ",\n lockdone AS MATERIALIZED (SELECT " + checks + " AS stale)";
+  l.gate = "(SELECT stale FROM lockdone) IS NOT NULL";
+  l.stale = "(SELECT stale FROM lockdone)";
+  return l;
 }
 
 }  // namespace
@@ -152,7 +168,9 @@ std::string lock_sql(const Definition& def, const Occurrence& t, const Occurrenc
 std::string create_table_sql(const Definition& def, const std::string& immv) {
   std::string cols;
   for (auto& c : def.columns) cols += c.name + " " + c.type_sql + (c.is_key ? " NOT NULL" : "") + ", ";
-  return "CREATE TABLE " + immv + " (" + cols + "PRIMARY KEY (" + join(key_columns(def), ", ") + "))";
+  // Half-empty pages let an update of a view row stay on its page (HOT: no index writes), also
+  // when one base change rewrites every row of a page, as a parent row's fan-out does.
+  return "CREATE TABLE " + immv + " (" + cols + "PRIMARY KEY (" + join(key_columns(def), ", ") + ")) WITH (fillfactor = 50)";
 }
 
 // The primary key serves the first table's scope; every other table's stored key gets an index so
@@ -201,11 +219,11 @@ std::vector<TriggerSql> trigger_sql(const Definition& def, const std::string& im
         if (r.relid != t.relid) continue;
         const Occurrence& a = occurrence(def, r.anchor);
         std::string prefix = with_scope(def, t, r, event, used, used_text, immv);
-        std::string lock = lock_sql(def, t, r, prefix);
-        if (!lock.empty()) ts.lock_sql.push_back(lock);
+        Locking lock = locking(def, t, r);
         std::string in_scope = tuple(a.source_keys, "q.") + " IN (SELECT * FROM scope)";
-        ts.apply_sql.push_back(prefix + ",\n fresh AS MATERIALIZED (" + fresh_select(def, in_scope) + ")" +
-                               apply_diff(def, immv, tuple(a.stored_keys, "v.") + " IN (SELECT * FROM scope)"));
+        ts.apply_sql.push_back(prefix + ",\n fresh AS MATERIALIZED (" + fresh_select(def, in_scope, lock.fresh_extra) + ")" +
+                               lock.ctes +
+                               apply_diff(def, immv, tuple(a.stored_keys, "v.") + " IN (SELECT * FROM scope)", lock.gate, lock.stale));
       }
       out.push_back(ts);
     }

@@ -23,6 +23,7 @@ struct Occurrence {
   std::vector<AttrNumber> pk_attnums;
   std::vector<std::string> source_keys;  // names of its key columns in the source query's output
   std::vector<std::string> stored_keys;  // IMMV columns holding its key (one text column if nullable)
+  std::string source_ctid;               // name of its row's ctid in the source query's output
   std::vector<AttrNumber> used_attnums;
   std::vector<std::string> used_columns; // quoted base columns the view reads from this occurrence
   std::vector<bool> used_as_text;        // ... compared as text (their type has no equality)
@@ -58,8 +59,8 @@ void assign_lock_ranks(Definition& def);
 struct TriggerSql {
   Oid base = InvalidOid;
   std::string event;                   // INSERT, UPDATE, DELETE or TRUNCATE
-  std::vector<std::string> lock_sql;   // run first: share-lock the rows a concurrent writer could change
-  std::vector<std::string> apply_sql;  // then: recompute the affected view rows and apply the diff
+  std::vector<std::string> apply_sql;  // recompute the affected view rows and apply the diff; each returns
+                                       // (rows changed, stale): stale means run it again
 };
 std::string create_table_sql(const Definition& def, const std::string& immv);
 std::vector<std::string> create_index_sql(const Definition& def, const std::string& immv);
