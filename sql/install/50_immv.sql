@@ -15,7 +15,8 @@ CREATE TABLE powersync.immv_catalog (
 CREATE TABLE powersync.immv_statements (
   immv  regclass NOT NULL REFERENCES powersync.immv_catalog ON DELETE CASCADE,
   base  regclass NOT NULL,
-  event text NOT NULL CHECK (event IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')),
+  -- PROPAGATE: an UPDATE that changed no structural column (see immv_bases.structural)
+  event text NOT NULL CHECK (event IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'PROPAGATE')),
   ord   int NOT NULL,
   sql   text NOT NULL,
   PRIMARY KEY (immv, base, event, ord)
@@ -23,11 +24,13 @@ CREATE TABLE powersync.immv_statements (
 
 
 -- Per base table: the columns (key and those the view reads) whose change can affect the view. An
--- UPDATE leaving all of them byte-for-byte unchanged skips maintenance without running any SQL.
+-- UPDATE leaving all of them byte-for-byte unchanged skips maintenance without running any SQL; one
+-- leaving the structural ones (key, join and WHERE columns) unchanged runs the PROPAGATE statements.
 CREATE TABLE powersync.immv_bases (
-  immv     regclass NOT NULL REFERENCES powersync.immv_catalog ON DELETE CASCADE,
-  base     regclass NOT NULL,
-  compared int2[] NOT NULL,
+  immv       regclass NOT NULL REFERENCES powersync.immv_catalog ON DELETE CASCADE,
+  base       regclass NOT NULL,
+  compared   int2[] NOT NULL,
+  structural int2[] NOT NULL,
   PRIMARY KEY (immv, base)
 );
 

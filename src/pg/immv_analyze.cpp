@@ -22,6 +22,7 @@ extern "C" {
 #include "optimizer/optimizer.h"
 #include "parser/analyze.h"
 #include "parser/parser.h"
+#include "rewrite/rewriteManip.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -448,6 +449,50 @@ void check_connected(JoinGraph& graph, const std::map<int, Occurrence>& occs) {
              "Join every table to another one with ON a.x = b.y (cross joins are not supported).");
 }
 
+// The expression of a view column that reads only occurrence `rt`, as SQL over that table's row
+// under the alias n (everything schema-qualified).
+std::string local_expression_sql(Node* flat, int rt, Oid relid) {
+  return pg_call([&] {
+    Node* copy = (Node*)copyObjectImpl(flat);
+    ChangeVarNodes(copy, rt, 1, 0);
+    int nest = NewGUCNestLevel();
+    set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    char* sql = deparse_expression(copy, deparse_context_for("n", relid), true, false);
+    AtEOXact_GUC(true, nest);
+    return sql;
+  });
+}
+
+// Splits each occurrence's columns into structural ones (key, join and WHERE conditions, select-list
+// expressions that combine tables) and value columns (select-list expressions of its row alone).
+void classify_columns(Query* q, Definition& def, std::map<int, Occurrence>& occs) {
+  std::map<int, std::set<int>> structural;
+  collect_used_columns(q, (Node*)q->jointree, structural);
+  size_t i = 0;
+  ListCell* lc;
+  foreach (lc, q->targetList) {
+    TargetEntry* tle = (TargetEntry*)lfirst(lc);
+    if (tle->resjunk || i >= def.columns.size()) continue;
+    OutputColumn& col = def.columns[i++];
+    Node* flat = pg_call([&] { return flatten_join_alias_vars(q, (Node*)tle->expr); });
+    Bitmapset* rels = pg_call([&] { return pull_varnos(nullptr, flat); });
+    int rt = -1;
+    if (bms_get_singleton_member(rels, &rt) && occs.count(rt) && !col.is_key) {
+      Occurrence& o = occs.at(rt);
+      o.value_columns.push_back({col.name, local_expression_sql(flat, rt, o.relid), col.compare_as_text});
+    } else {
+      std::map<int, std::set<int>> vars;
+      collect_used_columns(q, (Node*)tle->expr, vars);
+      for (auto& [r, attnos] : vars) structural[r].insert(attnos.begin(), attnos.end());
+    }
+  }
+  for (auto& [rt, o] : occs) {
+    std::set<int> cols(structural[rt]);
+    cols.insert(o.pk_attnums.begin(), o.pk_attnums.end());
+    o.structural_attnums.assign(cols.begin(), cols.end());
+  }
+}
+
 }  // namespace
 
 Definition analyse_view_query(const std::string& text) {
@@ -467,6 +512,7 @@ Definition analyse_view_query(const std::string& text) {
   Definition def;
   def.definition_sql = deparse(q, false);
   add_output_columns(q, def, occs);
+  classify_columns(q, def, occs);
   add_key_columns(q, def, occs);
   def.source_sql = deparse(q, true);
   for (auto& [rt, o] : occs) {

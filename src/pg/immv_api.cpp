@@ -3,6 +3,7 @@
 #include "powersync/pg/immv.h"
 
 #include <algorithm>
+#include <set>
 
 #include "powersync/pg/boundary.h"
 #include "powersync/pg/immv_spi.h"
@@ -154,13 +155,19 @@ void store_catalog(const Definition& def, Oid relid, const std::string& immv) {
            "::oid, " + literal(def.definition_sql) + ", '{" + base_array + "}'::oid[]::regclass[], " +
            literal(refresh_sql(def, immv)) + ")");
   for (auto& o : def.occurrences) {
-    std::vector<AttrNumber> compared(o.pk_attnums);
-    for (auto& other : def.occurrences)
-      if (other.relid == o.relid) compared.insert(compared.end(), other.used_attnums.begin(), other.used_attnums.end());
-    std::string list;
-    for (AttrNumber a : compared) list += (list.empty() ? "" : ",") + std::to_string(a);
+    std::set<AttrNumber> compared(o.pk_attnums.begin(), o.pk_attnums.end()), structural;
+    for (auto& other : def.occurrences) {
+      if (other.relid != o.relid) continue;
+      compared.insert(other.used_attnums.begin(), other.used_attnums.end());
+      structural.insert(other.structural_attnums.begin(), other.structural_attnums.end());
+    }
+    auto array = [](const std::set<AttrNumber>& cols) {
+      std::string list;
+      for (AttrNumber a : cols) list += (list.empty() ? "" : ",") + std::to_string(a);
+      return "'{" + list + "}'";
+    };
     spi_exec("INSERT INTO powersync.immv_bases VALUES (" + std::to_string(relid) + "::oid, " + std::to_string(o.relid) +
-             "::oid, '{" + list + "}') ON CONFLICT DO NOTHING");
+             "::oid, " + array(compared) + ", " + array(structural) + ") ON CONFLICT DO NOTHING");
   }
   for (auto& ts : trigger_sql(def, immv)) {
     for (size_t i = 0; i < ts.apply_sql.size(); ++i)

@@ -45,8 +45,13 @@ struct PlanSet {
   int nplans;
   SPIPlanPtr* plans;  // in CacheMemoryContext
   int ncompared;
-  AttrNumber* compared;  // in CacheMemoryContext: columns whose change matters (see immv_bases)
+  AttrNumber* compared;    // in CacheMemoryContext: columns whose change matters (see immv_bases)
+  int nstructural;
+  AttrNumber* structural;  // in CacheMemoryContext: columns whose change needs a recompute
 };
+
+// Pseudo event of UPDATEs that changed value columns only (statements stored as 'PROPAGATE').
+constexpr int32 kPropagate = 0x1000;
 
 HTAB* plan_cache = nullptr;
 
@@ -72,10 +77,26 @@ void init_cache() {
 }
 
 const char* event_name(int32 event) {
+  if (event & kPropagate) return "PROPAGATE";
   if (TRIGGER_FIRED_BY_INSERT(event)) return "INSERT";
   if (TRIGGER_FIRED_BY_UPDATE(event)) return "UPDATE";
   if (TRIGGER_FIRED_BY_DELETE(event)) return "DELETE";
   return "TRUNCATE";
+}
+
+// "3,1,5" -> attribute numbers in CacheMemoryContext.
+AttrNumber* attnum_array(const std::string& list, int& count) {
+  std::vector<AttrNumber> attnums;
+  for (size_t pos = 0; pos < list.size();) {
+    size_t comma = list.find(',', pos);
+    attnums.push_back((AttrNumber)std::stoi(list.substr(pos, comma - pos)));
+    pos = comma == std::string::npos ? list.size() : comma + 1;
+  }
+  count = (int)attnums.size();
+  if (attnums.empty()) return nullptr;
+  auto* out = (AttrNumber*)pg_call([&] { return MemoryContextAlloc(CacheMemoryContext, sizeof(AttrNumber) * attnums.size()); });
+  std::copy(attnums.begin(), attnums.end(), out);
+  return out;
 }
 
 // Loads and prepares the statements (the caller registered the transition tables they refer to).
@@ -92,24 +113,15 @@ PlanSet* plans_for(Oid immv, Oid base, int32 event, bool large) {
     });
   }
   if (found && set->compared) pg_call([&] { pfree(set->compared); });
+  if (found && set->structural) pg_call([&] { pfree(set->structural); });
   set->valid = false;
-  set->nplans = set->ncompared = 0;
+  set->nplans = set->ncompared = set->nstructural = 0;
   set->plans = nullptr;
-  set->compared = nullptr;
+  set->compared = set->structural = nullptr;
 
-  std::string compared = query_one("SELECT array_to_string(compared, ',') FROM powersync.immv_bases WHERE immv = " +
-                                   std::to_string(immv) + "::oid AND base = " + std::to_string(base) + "::oid");
-  std::vector<AttrNumber> attnums;
-  for (size_t pos = 0; pos < compared.size();) {
-    size_t comma = compared.find(',', pos);
-    attnums.push_back((AttrNumber)std::stoi(compared.substr(pos, comma - pos)));
-    pos = comma == std::string::npos ? compared.size() : comma + 1;
-  }
-  if (!attnums.empty()) {
-    set->compared = (AttrNumber*)pg_call([&] { return MemoryContextAlloc(CacheMemoryContext, sizeof(AttrNumber) * attnums.size()); });
-    std::copy(attnums.begin(), attnums.end(), set->compared);
-    set->ncompared = (int)attnums.size();
-  }
+  std::string where = " FROM powersync.immv_bases WHERE immv = " + std::to_string(immv) + "::oid AND base = " + std::to_string(base) + "::oid";
+  set->compared = attnum_array(query_one("SELECT array_to_string(compared, ',')" + where), set->ncompared);
+  set->structural = attnum_array(query_one("SELECT array_to_string(structural, ',')" + where), set->nstructural);
 
   std::string sql = "SELECT sql FROM powersync.immv_statements WHERE immv = " + std::to_string(immv) +
                     "::oid AND base = " + std::to_string(base) + "::oid AND event = '" + event_name(event) + "' ORDER BY ord";
@@ -119,6 +131,10 @@ PlanSet* plans_for(Oid immv, Oid base, int32 event, bool large) {
   });
   for (uint64 i = 0; i < SPI_processed; ++i) {
     stmts.emplace_back(pg_call([&] { return SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1); }));
+  }
+  if (stmts.empty() && (event & kPropagate)) {  // this table's UPDATEs always recompute
+    set->valid = true;
+    return set;
   }
   if (stmts.empty())
     throw Error(Error::Kind::Internal, "IMMV with oid " + std::to_string(immv) + " has no maintenance statements for " +
@@ -191,8 +207,8 @@ class AsOwner {
 // True when every row an UPDATE changed is byte-for-byte the same on the columns the view
 // depends on. The transition tables hold the old and new images in the same order; comparing
 // row i with row i is exact because the key is among the compared columns.
-bool view_columns_unchanged(TriggerData* td, const PlanSet* set) {
-  if (set->ncompared == 0) return false;
+bool columns_unchanged(TriggerData* td, const AttrNumber* columns, int ncolumns) {
+  if (ncolumns == 0) return false;
   return pg_call([&] {
     Tuplestorestate* olds = td->tg_oldtable;
     Tuplestorestate* news = td->tg_newtable;
@@ -212,8 +228,8 @@ bool view_columns_unchanged(TriggerData* td, const PlanSet* set) {
         same = false;
         break;
       }
-      for (int i = 0; same && i < set->ncompared; ++i) {
-        AttrNumber att = set->compared[i];
+      for (int i = 0; same && i < ncolumns; ++i) {
+        AttrNumber att = columns[i];
         bool null_a, null_b;
         Datum va = slot_getattr(a, att, &null_a);
         Datum vb = slot_getattr(b, att, &null_b);
@@ -245,8 +261,15 @@ void maintain(TriggerData* td) {
   pg_call([&] {
     if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER) elog(ERROR, "registering transition tables failed");
   });
-  PlanSet* set = plans_for(immv, base, event, rows > kLargeStatementRows);
-  if (TRIGGER_FIRED_BY_UPDATE(td->tg_event) && view_columns_unchanged(td, set)) return;
+  bool large = rows > kLargeStatementRows;
+  PlanSet* set = plans_for(immv, base, event, large);
+  if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
+    if (columns_unchanged(td, set->compared, set->ncompared)) return;  // nothing the view reads changed
+    if (columns_unchanged(td, set->structural, set->nstructural)) {
+      PlanSet* propagate = plans_for(immv, base, event | kPropagate, large);
+      if (propagate->nplans > 0) set = propagate;  // else this table's UPDATEs always recompute
+    }
+  }
   MaintenanceScope writing;
   for (int i = 0; i < set->nplans; ++i) run_until_current(set->plans[i]);
 }

@@ -30,6 +30,13 @@ std::string equal_all(const std::vector<std::string>& cols, const std::string& a
   return out;
 }
 
+std::string equal_all_pairs(const std::vector<std::string>& a_cols, const std::vector<std::string>& b_cols,
+                            const std::string& a, const std::string& b) {
+  std::string out;
+  for (size_t i = 0; i < a_cols.size(); ++i) out += (i ? " AND " : "") + a + a_cols[i] + " = " + b + b_cols[i];
+  return out;
+}
+
 std::string distinct(const std::string& a, const std::string& b, bool as_text) {
   return as_text ? a + "::text IS DISTINCT FROM " + b + "::text" : a + " IS DISTINCT FROM " + b;
 }
@@ -136,14 +143,21 @@ struct Locking {
   std::string stale = "false";
 };
 
-Locking locking(const Definition& def, const Occurrence& t, const Occurrence& r) {
-  Locking l;
+// Appearances whose rows a writer of r's table must share-lock: lower-ranked tables (parents before
+// children, ties broken by oid) and the other appearances of the same table.
+std::vector<const Occurrence*> lockable_occurrences(const Definition& def, const Occurrence& t, const Occurrence& r) {
   std::vector<const Occurrence*> lockable;
   for (auto& o : def.occurrences) {
     if (o.rtindex == r.rtindex) continue;
     bool lower = o.lock_rank < t.lock_rank || (o.lock_rank == t.lock_rank && o.relid < t.relid);
     if (lower || o.relid == t.relid) lockable.push_back(&o);
   }
+  return lockable;
+}
+
+Locking locking(const Definition& def, const Occurrence& t, const Occurrence& r) {
+  Locking l;
+  std::vector<const Occurrence*> lockable = lockable_occurrences(def, t, r);
   if (lockable.empty()) return l;
   std::string checks;
   for (size_t i = 0; i < lockable.size(); ++i) {
@@ -161,6 +175,59 @@ Locking locking(const Definition& def, const Occurrence& t, const Occurrence& r)
   l.gate = "(SELECT stale FROM lockdone) IS NOT NULL";
   l.stale = "(SELECT stale FROM lockdone)";
   return l;
+}
+
+// Value propagation for an UPDATE of r's table that left every structural column alone: the view
+// rows of the changed keys keep their key and their partners, so only r's value columns change and
+// are copied from the new rows; nothing is joined or recomputed. The same locks as a recompute are
+// taken (found through the stored view rows), and a lock that waited for a committed change makes
+// the statement stale. Returns "" when r has no value columns, nullopt-like "!" when it cannot be
+// done this way (a lockable appearance on the nullable side of a LEFT JOIN).
+std::string propagate_sql(const Definition& def, const Occurrence& t, const Occurrence& r, const std::string& immv) {
+  if (r.value_columns.empty()) return {};
+  std::vector<std::string> k = numbered("k", r.pk_columns.size());
+  std::string n = "SELECT ";
+  for (size_t i = 0; i < k.size(); ++i) n += "n." + r.pk_columns[i] + " AS " + k[i] + ", ";
+  std::string set, differs;
+  for (size_t i = 0; i < r.value_columns.size(); ++i) {
+    const ValueColumn& v = r.value_columns[i];
+    std::string c = "c" + std::to_string(i + 1);
+    n += (i ? ", " : "") + v.expr_sql + " AS " + c;
+    set += (i ? ", " : "") + v.column + " = n." + c;
+    differs += (i ? " OR " : "") + distinct("v." + v.column, "n." + c, v.compare_as_text);
+  }
+  n += " FROM __ps_new n";
+  std::string match = r.nullable ? "v." + r.stored_keys[0] + " = ROW(" + join(k, ", ", "n.") + ")::text"
+                                 : equal_all_pairs(r.stored_keys, k, "v.", "n.");
+  std::string sql = "WITH n AS MATERIALIZED (" + n + ")";
+  std::string gate, stale = "false";
+  std::vector<const Occurrence*> lockable = lockable_occurrences(def, t, r);
+  if (!lockable.empty()) {
+    std::vector<std::string> keys;
+    for (auto* o : lockable) {
+      if (o->nullable) return "!";
+      keys.insert(keys.end(), o->stored_keys.begin(), o->stored_keys.end());
+    }
+    sql += ",\n targets AS MATERIALIZED (SELECT DISTINCT " + join(keys, ", ", "v.") + " FROM ONLY " + immv + " v JOIN n ON " + match + ")";
+    std::string checks;
+    for (size_t i = 0; i < lockable.size(); ++i) {
+      const Occurrence& o = *lockable[i];
+      std::string l = "l" + std::to_string(i + 1);
+      std::vector<std::string> lk = numbered("k", o.pk_columns.size());
+      std::string lk_as;
+      for (size_t j = 0; j < lk.size(); ++j) lk_as += "t." + o.pk_columns[j] + " AS " + lk[j] + ", ";
+      sql += ",\n " + l + " AS MATERIALIZED (SELECT " + lk_as + "t.ctid AS locked FROM ONLY " + o.table_sql + " t WHERE " +
+             tuple(o.pk_columns, "t.") + " IN (SELECT " + join(o.stored_keys, ", ", "x.") + " FROM targets x) FOR SHARE OF t)";
+      checks += std::string(i ? " OR " : "") + "(SELECT count(*) FROM " + l + ") <> (SELECT count(*) FROM (SELECT DISTINCT " +
+                join(o.stored_keys, ", ") + " FROM targets) d) OR EXISTS (SELECT 1 FROM " + l + " JOIN ONLY " + o.table_sql +
+                " s ON " + equal_all_pairs(o.pk_columns, lk, "s.", l + ".") + " WHERE s.ctid <> " + l + ".locked)";
+    }
+    sql += ",\n lockdone AS MATERIALIZED (SELECT " + checks + " AS stale)";
+    gate = " AND (SELECT stale FROM lockdone) IS NOT NULL";
+    stale = "(SELECT stale FROM lockdone)";
+  }
+  return sql + ",\n updated AS (UPDATE ONLY " + immv + " v SET " + set + " FROM n WHERE " + match + " AND (" + differs + ")" + gate +
+         " RETURNING 1)\nSELECT (SELECT count(*) FROM updated), " + stale;
 }
 
 }  // namespace
@@ -227,6 +294,18 @@ std::vector<TriggerSql> trigger_sql(const Definition& def, const std::string& im
       }
       out.push_back(ts);
     }
+    // UPDATEs that keep the structural columns: propagate value columns, for every appearance.
+    TriggerSql propagate;
+    propagate.base = t.relid;
+    propagate.event = "PROPAGATE";
+    bool possible = true;
+    for (auto& r : def.occurrences) {
+      if (r.relid != t.relid) continue;
+      std::string sql = propagate_sql(def, t, r, immv);
+      if (sql == "!") possible = false;
+      else if (!sql.empty()) propagate.apply_sql.push_back(sql);
+    }
+    if (possible) out.push_back(propagate);
     TriggerSql truncate;
     truncate.base = t.relid;
     truncate.event = "TRUNCATE";

@@ -18,7 +18,7 @@ port=$(pg_free_port)
 as_pg "$PG_BIN/../lib/pgxs/src/test/isolation/pg_isolation_regress" --bindir="$PG_BIN" \
   --inputdir=. --outputdir=. --temp-instance=./tmp_check --temp-config=test/pg_test.conf \
   --port="$port" $specs 2>&1 | tee isolation.out
-[ -f output_iso/regression.diffs ] && head -c 20000 output_iso/regression.diffs && echo
+[ -f regression.diffs ] && head -c 20000 regression.diffs && echo
 pass=$(grep -cE '^(ok [0-9]+|test .* \.\.\. ok|     [a-z_0-9-]+ +\.\.\. ok)' isolation.out)
 fail=$(grep -cE '^(not ok [0-9]+|test .* \.\.\. FAILED|     [a-z_0-9-]+ +\.\.\. FAILED)' isolation.out)
 if [ "$pass" = 0 ] && [ "$fail" = 0 ]; then fail=1; fi

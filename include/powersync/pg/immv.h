@@ -12,6 +12,14 @@ extern "C" {
 
 namespace powersync::pg::immv {
 
+// A view column computed from one base row alone (e.g. c.name, upper(c.name)): when an UPDATE
+// leaves the table's structural columns alone, such columns are copied into the view directly.
+struct ValueColumn {
+  std::string column;     // quoted IMMV column
+  std::string expr_sql;   // its expression over the new base row, alias n
+  bool compare_as_text = false;
+};
+
 // One appearance of a base table in the view's FROM clause (a table joined to itself appears twice).
 struct Occurrence {
   int rtindex = 0;               // position in the analysed query's range table
@@ -27,6 +35,8 @@ struct Occurrence {
   std::vector<AttrNumber> used_attnums;
   std::vector<std::string> used_columns; // quoted base columns the view reads from this occurrence
   std::vector<bool> used_as_text;        // ... compared as text (their type has no equality)
+  std::vector<ValueColumn> value_columns;
+  std::vector<AttrNumber> structural_attnums;  // key, join/WHERE columns, columns mixed with other tables
   bool nullable = false;         // on the nullable side of a LEFT JOIN
   int anchor = 0;                // rtindex whose key scopes recomputation (itself unless nullable)
   int lock_rank = 0;             // foreign-key depth among the view's tables (parents lower)
