@@ -1,12 +1,27 @@
 -- Incrementally maintained JOIN views (IMMV): catalog, SQL API and trigger functions.
 -- An IMMV is an ordinary table with a primary key built from its base tables' keys; triggers on the
 -- base tables keep it equal to its query in the same transaction (src/pg/immv_*.cpp).
+--
+-- Key: one column per primary-key column of every table in FROM (a selected key column such as
+-- li.id is reused, others are hidden __ps_<alias>_<column> columns). A table on the nullable side
+-- of a LEFT JOIN contributes one text column ROW(key...)::text, "()"/"(,)" when the join found no
+-- row: real keys are never NULL, so the composite key stays unique and NOT NULL.
+-- Maintenance: an UPDATE that changes no column the view reads does nothing; one that changes only
+-- value columns (select-list expressions of one table's row) updates them in place; anything else
+-- recomputes the view rows of the affected keys from the base tables (index lookups) and applies
+-- the difference (DELETE / in-place UPDATE / INSERT). TRUNCATE of a base table recomputes the view.
+-- Concurrency: no view-wide lock. A writer share-locks the rows of the view's lower-ranked tables
+-- (foreign-key parents) that its view rows combine; a writer of a child waits for a concurrent
+-- writer of its parent and re-reads after it committed (under REPEATABLE READ / SERIALIZABLE it
+-- gets a serialization failure instead). Without foreign keys, two transactions inserting rows that
+-- only meet through a third row can miss each other (no row exists yet to lock).
 
 CREATE TABLE powersync.immv_catalog (
   immv        regclass PRIMARY KEY,          -- the view's table
   definition  text NOT NULL,                 -- the query as Postgres reads it back
   base_tables regclass[] NOT NULL,
   refresh_sql text NOT NULL,                 -- full recompute + diff (refresh_immv, TRUNCATE of a base)
+  source_sql  text NOT NULL,                 -- the query, schema-qualified, with every table's key
   created_at  timestamptz NOT NULL DEFAULT now()
 );
 
@@ -78,3 +93,24 @@ BEGIN
 END $$;
 CREATE EVENT TRIGGER powersync_immv_forget_dropped ON sql_drop
   EXECUTE FUNCTION powersync.immv_forget_dropped();
+
+-- ALTER TABLE of a base table must leave every dependent IMMV's query valid (DROP COLUMN and ALTER
+-- TYPE are already refused through pg_depend; this catches RENAME COLUMN and the like).
+CREATE FUNCTION powersync.immv_check_base_ddl() RETURNS event_trigger LANGUAGE plpgsql
+  SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE v record;
+BEGIN
+  FOR v IN SELECT c.immv, c.source_sql FROM powersync.immv_catalog c
+            WHERE c.base_tables::oid[] && ARRAY(SELECT objid FROM pg_event_trigger_ddl_commands()
+                                                 WHERE classid = 'pg_catalog.pg_class'::regclass)
+  LOOP
+    BEGIN
+      EXECUTE format('SELECT 1 FROM (%s) q LIMIT 0', v.source_sql);
+    EXCEPTION WHEN OTHERS THEN
+      RAISE EXCEPTION 'this change would break IMMV %: %', v.immv, SQLERRM
+        USING HINT = 'Drop the IMMV with powersync.drop_immv(), change the table, then create the IMMV again.';
+    END;
+  END LOOP;
+END $$;
+CREATE EVENT TRIGGER powersync_immv_check_base_ddl ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+  EXECUTE FUNCTION powersync.immv_check_base_ddl();

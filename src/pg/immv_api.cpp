@@ -151,9 +151,9 @@ void store_catalog(const Definition& def, Oid relid, const std::string& immv) {
     std::string id = std::to_string(o.relid);
     if (("," + base_array + ",").find("," + id + ",") == std::string::npos) base_array += (base_array.empty() ? "" : ",") + id;
   }
-  spi_exec("INSERT INTO powersync.immv_catalog (immv, definition, base_tables, refresh_sql) VALUES (" + std::to_string(relid) +
-           "::oid, " + literal(def.definition_sql) + ", '{" + base_array + "}'::oid[]::regclass[], " +
-           literal(refresh_sql(def, immv)) + ")");
+  spi_exec("INSERT INTO powersync.immv_catalog (immv, definition, base_tables, refresh_sql, source_sql) VALUES (" +
+           std::to_string(relid) + "::oid, " + literal(def.definition_sql) + ", '{" + base_array + "}'::oid[]::regclass[], " +
+           literal(refresh_sql(def, immv)) + ", " + literal(def.source_sql) + ")");
   for (auto& o : def.occurrences) {
     std::set<AttrNumber> compared(o.pk_attnums.begin(), o.pk_attnums.end()), structural;
     for (auto& other : def.occurrences) {
