@@ -189,7 +189,8 @@ Node* strip_relabel(Node* n) {
 
 // Checks the conjuncts of a join or WHERE condition: any conjunct that spans two tables must be an
 // equality between a column of each; each such equality joins the two tables in `graph`.
-void check_condition(Query* q, Node* quals, JoinGraph& graph, const std::map<int, Occurrence>& occs) {
+void check_condition(Query* q, Node* quals, JoinGraph& graph, const std::map<int, Occurrence>& occs,
+                     std::vector<JoinEdge>& edges) {
   if (!quals) return;
   check_immutable(quals, "join or WHERE condition");
   Node* flat = pg_call([&] { return flatten_join_alias_vars(q, quals); });
@@ -212,7 +213,15 @@ void check_condition(Query* q, Node* quals, JoinGraph& graph, const std::map<int
       Oid type = pg_call([&] { return exprType((Node*)linitial(op->args)); });
       bool equality = pg_call([&] { return op_mergejoinable(op->opno, type) || op_hashjoinable(op->opno, type); });
       if (IsA(l, Var) && IsA(r, Var) && equality) {
-        graph.join(((Var*)l)->varno, ((Var*)r)->varno);
+        Var* lv = (Var*)l;
+        Var* rv = (Var*)r;
+        graph.join(lv->varno, rv->varno);
+        JoinEdge edge;
+        edge.rt[0] = lv->varno;
+        edge.rt[1] = rv->varno;
+        edge.column[0] = quoted(pg_call([&] { return get_attname(occs.at(lv->varno).relid, lv->varattno, false); }));
+        edge.column[1] = quoted(pg_call([&] { return get_attname(occs.at(rv->varno).relid, rv->varattno, false); }));
+        edges.push_back(edge);
         ok = true;
       } else if (!equality) {
         std::string opname = pg_call([&] { return get_opname(op->opno); });
@@ -235,7 +244,8 @@ int leftmost_rel(Node* n) {
   return leftmost_rel((Node*)linitial(f->fromlist));
 }
 
-void walk_from(Query* q, Node* n, int nullable_anchor, JoinGraph& graph, std::map<int, Occurrence>& occs) {
+void walk_from(Query* q, Node* n, int nullable_anchor, JoinGraph& graph, std::map<int, Occurrence>& occs,
+               std::vector<JoinEdge>& edges) {
   if (IsA(n, RangeTblRef)) {
     int rt = ((RangeTblRef*)n)->rtindex;
     Occurrence& o = occs.at(rt);
@@ -247,24 +257,24 @@ void walk_from(Query* q, Node* n, int nullable_anchor, JoinGraph& graph, std::ma
     JoinExpr* j = (JoinExpr*)n;
     switch (j->jointype) {
       case JOIN_INNER:
-        walk_from(q, j->larg, nullable_anchor, graph, occs);
-        walk_from(q, j->rarg, nullable_anchor, graph, occs);
+        walk_from(q, j->larg, nullable_anchor, graph, occs, edges);
+        walk_from(q, j->rarg, nullable_anchor, graph, occs, edges);
         break;
       case JOIN_LEFT:
-        walk_from(q, j->larg, nullable_anchor, graph, occs);
-        walk_from(q, j->rarg, nullable_anchor ? nullable_anchor : leftmost_rel(j->larg), graph, occs);
+        walk_from(q, j->larg, nullable_anchor, graph, occs, edges);
+        walk_from(q, j->rarg, nullable_anchor ? nullable_anchor : leftmost_rel(j->larg), graph, occs, edges);
         break;
       case JOIN_RIGHT: reject("RIGHT JOIN is not supported", "Swap the two sides and use LEFT JOIN.");
       case JOIN_FULL: reject("FULL JOIN is not supported");
       default: reject("this join type is not supported");
     }
-    check_condition(q, j->quals, graph, occs);
+    check_condition(q, j->quals, graph, occs, edges);
     return;
   }
   FromExpr* f = castNode(FromExpr, n);
   ListCell* lc;
-  foreach (lc, f->fromlist) walk_from(q, (Node*)lfirst(lc), nullable_anchor, graph, occs);
-  check_condition(q, f->quals, graph, occs);
+  foreach (lc, f->fromlist) walk_from(q, (Node*)lfirst(lc), nullable_anchor, graph, occs, edges);
+  check_condition(q, f->quals, graph, occs, edges);
 }
 
 void collect_base_tables(Query* q, std::map<int, Occurrence>& occs) {
@@ -503,13 +513,15 @@ Definition analyse_view_query(const std::string& text) {
   JoinGraph graph;
   graph.parent.resize(list_length(q->rtable) + 1);
   std::iota(graph.parent.begin(), graph.parent.end(), 0);
-  walk_from(q, (Node*)q->jointree, 0, graph, occs);
+  std::vector<JoinEdge> edges;
+  walk_from(q, (Node*)q->jointree, 0, graph, occs, edges);
   check_connected(graph, occs);
   std::map<int, std::set<int>> used;
   collect_used_columns(q, (Node*)q->targetList, used);
   collect_used_columns(q, (Node*)q->jointree, used);
 
   Definition def;
+  def.edges = edges;
   def.definition_sql = deparse(q, false);
   add_output_columns(q, def, occs);
   classify_columns(q, def, occs);

@@ -185,6 +185,7 @@ int64 create(const std::string& name, const std::string& query) {
   assign_lock_ranks(def);
   spi_exec(create_table_sql(def, creation_name(name)));
   Oid relid = relation_named(name, false);
+  def.immv = relid;
   std::string immv = qualified_name(relid);
   for (auto& sql : create_index_sql(def, immv)) spi_exec(sql);
   spi_exec("COMMENT ON TABLE " + immv + " IS " + literal("IMMV maintained by powersync_pg (powersync.immvs): " + def.definition_sql));

@@ -155,10 +155,39 @@ std::vector<const Occurrence*> lockable_occurrences(const Definition& def, const
   return lockable;
 }
 
-Locking locking(const Definition& def, const Occurrence& t, const Occurrence& r) {
+// Rows that do not exist yet cannot be row-locked: a transaction inserting a row (or moving one to
+// new join partners) and one inserting its partner would each miss the other. So such changes also
+// take transaction advisory locks on the join values of their new rows, one key per (equality
+// condition, value) hashed into the view's key space; equal values on both sides of a condition get
+// the same key (hash opclasses agree across integer widths). Statements with many values take one
+// view-wide exclusive key instead of many (all others hold it shared). Waiting for a key marks the
+// statement stale: it runs again and sees what the other transaction committed.
+std::string advisory_ctes(const Definition& def, const Occurrence& t, const std::string& event) {
+  if (event == "DELETE") return {};
+  std::string values;
+  for (size_t e = 0; e < def.edges.size(); ++e)
+    for (int side = 0; side < 2; ++side) {
+      const Occurrence& o = occurrence(def, def.edges[e].rt[side]);
+      if (o.relid != t.relid) continue;
+      const std::string& col = def.edges[e].column[side];
+      values += std::string(values.empty() ? "" : " UNION ") + "SELECT pg_catalog.hash_record(ROW(n." + col + ")) # " +
+                std::to_string(1000003 * (e + 1)) + " AS k FROM __ps_new n WHERE n." + col + " IS NOT NULL";
+    }
+  if (values.empty()) return {};
+  std::string space = std::to_string((int64)(def.immv % 2147483647));
+  auto acquire = [&](const std::string& fn, const std::string& key) {
+    return "CASE WHEN pg_catalog.pg_try_" + fn + "(" + space + ", " + key + ") THEN false ELSE (SELECT true FROM (SELECT pg_catalog.pg_" +
+           fn + "(" + space + ", " + key + ")) w) END";
+  };
+  return ",\n advkeys AS MATERIALIZED (" + values + "),\n adv AS MATERIALIZED (SELECT CASE WHEN (SELECT count(*) FROM advkeys) > 32 THEN " +
+         acquire("advisory_xact_lock", "0") + " ELSE " + acquire("advisory_xact_lock_shared", "0") +
+         " OR coalesce((SELECT bool_or(" + acquire("advisory_xact_lock", "k") +
+         ") FROM (SELECT k FROM advkeys ORDER BY k) ordered), false) END AS waited)";  // one order: no deadlock among these
+}
+
+Locking locking(const Definition& def, const Occurrence& t, const Occurrence& r, const std::string& event) {
   Locking l;
   std::vector<const Occurrence*> lockable = lockable_occurrences(def, t, r);
-  if (lockable.empty()) return l;
   std::string checks;
   for (size_t i = 0; i < lockable.size(); ++i) {
     const Occurrence& o = *lockable[i];
@@ -171,6 +200,12 @@ Locking locking(const Definition& def, const Occurrence& t, const Occurrence& r)
               ") FROM fresh f) OR EXISTS (SELECT 1 FROM " + name + " WHERE locked NOT IN (SELECT f." + o.source_ctid +
               " FROM fresh f WHERE f." + o.source_ctid + " IS NOT NULL))";
   }
+  std::string advisory = advisory_ctes(def, t, event);
+  if (!advisory.empty()) {
+    l.ctes += advisory;
+    checks += std::string(checks.empty() ? "" : " OR ") + "(SELECT waited FROM adv)";
+  }
+  if (checks.empty()) return l;
   l.ctes += ",\n lockdone AS MATERIALIZED (SELECT " + checks + " AS stale)";
   l.gate = "(SELECT stale FROM lockdone) IS NOT NULL";
   l.stale = "(SELECT stale FROM lockdone)";
@@ -286,7 +321,7 @@ std::vector<TriggerSql> trigger_sql(const Definition& def, const std::string& im
         if (r.relid != t.relid) continue;
         const Occurrence& a = occurrence(def, r.anchor);
         std::string prefix = with_scope(def, t, r, event, used, used_text, immv);
-        Locking lock = locking(def, t, r);
+        Locking lock = locking(def, t, r, event);
         std::string in_scope = tuple(a.source_keys, "q.") + " IN (SELECT * FROM scope)";
         ts.apply_sql.push_back(prefix + ",\n fresh AS MATERIALIZED (" + fresh_select(def, in_scope, lock.fresh_extra) + ")" +
                                lock.ctes +

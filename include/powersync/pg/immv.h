@@ -51,7 +51,15 @@ struct OutputColumn {
 };
 
 // Everything create_immv derives from the query; the SQL texts are stored in the catalog.
+// An equality join condition a.x = b.y between two appearances.
+struct JoinEdge {
+  int rt[2];
+  std::string column[2];  // quoted base column names
+};
+
 struct Definition {
+  Oid immv = InvalidOid;            // set once the table exists (advisory lock keys use it)
+  std::vector<JoinEdge> edges;
   std::string definition_sql;       // the query as Postgres reads it back (for display)
   std::string source_sql;           // view columns followed by every occurrence's raw key columns
   std::vector<OutputColumn> columns;  // user columns then hidden key columns, in table order
