@@ -1,0 +1,164 @@
+// The replication worker's model: rule versions and their source tables, decoded row changes, the
+// per-round change batch (current_data cache + pending ops), and the Replicator that runs rounds.
+// Implemented in src/pg/{rule_versions,row_ops,change_batch,replication_round,snapshot}.cpp.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "powersync/pg/change_format.h"
+#include "powersync/rules/sync_rules.h"
+
+namespace powersync::pg {
+
+using Lsn = uint64_t;
+
+// A table as described by the output plugin ('R' message) or the catalog (snapshot).
+struct RelationInfo {
+  uint32_t relid = 0;
+  std::string schema, name;
+  char identity = 'd';  // pg_class.relreplident
+  std::vector<std::string> columns;
+  std::vector<uint32_t> types;
+  std::vector<bool> key;  // column is part of the replica identity
+  std::vector<std::string> key_columns() const;
+};
+
+// A table a rule version replicates (row of powersync.source_tables).
+struct SourceTable {
+  int32_t id = 0;
+  uint32_t relid = 0;
+  std::string schema, name;
+  char identity = 'd';
+  std::vector<std::string> identity_columns;
+  bool snapshot_done = false;
+  int64_t next_block = 0, total_blocks = 0, rows = 0;
+};
+
+struct RuleVersion {
+  int64_t id = 0;
+  std::string state;  // PROCESSING | ACTIVE
+  bool snapshot_done = false;
+  Lsn snapshot_lsn = 0;
+  int64_t last_checkpoint = 0;
+  Lsn last_checkpoint_lsn = 0;
+  bool tables_listed = false;  // existing matching tables were registered
+  std::unique_ptr<rules::SyncRules> rules;
+  std::map<uint32_t, SourceTable> tables;  // by relid
+};
+
+struct RowChange {
+  enum class Kind { Insert, Update, Delete };
+  Kind kind = Kind::Insert;
+  const RelationInfo* relation = nullptr;
+  char old_kind = 'n';  // 'n' none, 'k' key columns, 'o' full old row
+  wire::Tuple old_tuple, new_tuple;
+  bool from_snapshot = false;  // snapshot rows never overwrite a row the stream already wrote
+};
+
+// One op or lookup row waiting for its op id, in generation order.
+struct PendingRecord {
+  enum class Kind { Put, Remove, Lookup };
+  Kind kind = Kind::Put;
+  int64_t version = 0;
+  std::string bucket, table, id, subkey, data;  // ops
+  uint32_t checksum = 0;
+  int32_t source_table_id = 0;  // lookups
+  std::string source_key, lookup, parameters;
+};
+
+// current_data of one source row as the batch sees it.
+struct CurrentRow {
+  bool exists = false;  // row present after the changes applied so far
+  bool dirty = false;   // must be written (upsert if exists, delete otherwise)
+  std::optional<std::string> row_image;
+  std::vector<wire::BucketRef> buckets;
+  std::vector<std::string> lookups;
+};
+
+// current_data cache + pending ops of a round; flushed in chunks inside the round's transaction.
+class ChangeBatch {
+ public:
+  // Loads the current_data rows of these (table id, key) pairs that are not cached yet.
+  void prefetch(const std::vector<std::pair<int32_t, std::string>>& keys);
+  // The cached row (loaded on a miss).
+  CurrentRow& row(int32_t table_id, const std::string& key);
+  // A row known not to exist yet (random key of a table without identity): no lookup.
+  CurrentRow& fresh_row(int32_t table_id, const std::string& key);
+  void add(PendingRecord record) { records_.push_back(std::move(record)); }
+  size_t pending() const { return records_.size() + rows_.size(); }
+  // Writes current_data, ops (op ids, cumulative checksums, bucket_state) and lookups; clears the batch.
+  void flush();
+  // Forgets cached rows of a table (after a TRUNCATE/retire wrote them directly).
+  void drop_table(int32_t table_id);
+  int64_t ops_written() const { return ops_written_; }
+  int64_t max_op_id() const { return max_op_id_; }
+  void set_max_op_id(int64_t v) { max_op_id_ = v; }
+
+ private:
+  void write_current_data();
+  void write_records();
+  std::unordered_map<std::string, CurrentRow> rows_;  // key: 4 bytes table id + source key
+  std::vector<PendingRecord> records_;
+  int64_t ops_written_ = 0;
+  int64_t max_op_id_ = 0;
+};
+
+class Replicator {
+ public:
+  explicit Replicator(std::string slot_name) : slot_(std::move(slot_name)) {}
+  // Reads the stored state (replicated LSN, op id) and creates the slot if needed. Own transactions.
+  void start();
+  // One round: peek up to the flush LSN, apply, commit, advance the slot. Returns whether it did work.
+  bool round();
+  // One snapshot chunk of one table, if any version needs it. Own transaction. Returns whether it did work.
+  bool snapshot_step();
+  Lsn replicated_lsn() const { return applied_lsn_; }
+
+ private:
+  // rule_versions.cpp
+  void refresh_versions();
+  void list_existing_tables(RuleVersion& v);
+  SourceTable* source_table_for(RuleVersion& v, const RelationInfo& rel);
+  SourceTable& register_table(RuleVersion& v, const RelationInfo& rel, bool snapshot_done);
+  void retire_table(RuleVersion& v, uint32_t relid);
+  void check_dropped_tables();
+  void drop_version_data(int64_t version);
+  bool maybe_activate(Lsn lsn);
+  std::string table_patterns() const;
+  // row_ops.cpp
+  void apply_change(RuleVersion& v, SourceTable& t, const RowChange& c);
+  void apply_truncate(RuleVersion& v, SourceTable& t);
+  void prefetch_keys(const std::vector<RowChange>& changes, const RuleVersion* only = nullptr);
+  // replication_round.cpp
+  void apply_pending(std::vector<RowChange>& changes);
+  void handle_relation(RelationInfo rel);
+  void write_checkpoint(Lsn lsn);
+  void write_state(Lsn lsn);
+  void advance_slot(Lsn lsn);
+
+  std::string slot_;
+  Lsn applied_lsn_ = 0;       // everything before it is committed in our tables
+  Lsn slot_lsn_ = 0;          // slot confirmed position as we last set it
+  Lsn last_written_lsn_ = 0;  // replication_state.replicated_lsn
+  int64_t last_drop_check_ = 0;
+  int64_t last_state_write_ = 0;
+  std::map<int64_t, RuleVersion> versions_;
+  std::unordered_map<uint32_t, RelationInfo> relations_;
+  ChangeBatch batch_;
+};
+
+// Source key of a row: 16 bytes of SHA-256 over the encoded identity values; random when the table has
+// no identity columns. subkey = "<table id>/<hex key>".
+std::string source_key_of(const RelationInfo& rel, const wire::Tuple& tuple, const std::vector<std::string>& key_columns);
+std::string subkey_of(int32_t table_id, const std::string& source_key);
+
+// The table as the output plugin would describe it, read from the catalog. Empty name if it is gone.
+RelationInfo catalog_relation(uint32_t relid);
+
+}  // namespace powersync::pg

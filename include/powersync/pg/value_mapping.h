@@ -1,0 +1,23 @@
+// Postgres datum -> sync value (spec §4.10, edition-1 formats), appended in the change_format.h value
+// encoding to a StringInfo. Shared by the output plugin and the snapshot copy so both agree.
+// C-style on purpose: these functions may ereport, so they hold no C++ objects.
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+#include "lib/stringinfo.h"
+}
+
+namespace powersync::pg {
+
+void put_u8(StringInfo out, uint8 v);
+void put_u16(StringInfo out, uint16 v);
+void put_u32(StringInfo out, uint32 v);
+void put_u64(StringInfo out, uint64 v);
+void put_str(StringInfo out, const char* s, size_t len);
+
+// Appends the encoded sync value of `value` (of type `typid`). NULL -> 'n'. The datum must not be an
+// unchanged-TOAST pointer (callers write 'u' for those).
+void append_sync_value(StringInfo out, Oid typid, Datum value, bool isnull);
+
+}  // namespace powersync::pg

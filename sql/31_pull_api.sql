@@ -1,0 +1,92 @@
+-- Pull API over hand-made bucket ops: checkpoint(), bucket_checksums(), bucket_ops(), write
+-- checkpoints, bad input. Everything runs in one transaction that is rolled back, so the worker
+-- never sees this state and later tests start clean.
+BEGIN;
+UPDATE powersync.sync_rules SET state = 'STOP' WHERE state <> 'STOP';
+CREATE TEMP TABLE v AS SELECT 900000 AS id;
+INSERT INTO powersync.sync_rules (id, content, state, snapshot_done, last_checkpoint, last_checkpoint_lsn)
+VALUES (900000, 'bucket_definitions: {}', 'ACTIVE', true, 6, '0/100');
+INSERT INTO powersync.checkpoints (sync_rules_id, op_id, lsn) VALUES (900000, 3, '0/50'), (900000, 6, '0/100');
+
+-- Op checksum of spec §2.3: first 4 bytes of SHA-256, little endian, unsigned.
+CREATE FUNCTION pg_temp.op_hash(s text) RETURNS bigint LANGUAGE sql AS $$
+  SELECT get_byte(d, 0)::bigint | (get_byte(d, 1)::bigint << 8) | (get_byte(d, 2)::bigint << 16) | (get_byte(d, 3)::bigint << 24)
+    FROM (SELECT sha256(convert_to(s, 'UTF8')) AS d) x $$;
+SELECT pg_temp.op_hash('put.test.t1.{"id":"t1","description":"Test 1"}') AS vector_920318466;
+
+-- Appends an op the way the worker does: checksum, running totals, bucket_state.
+CREATE FUNCTION pg_temp.add_op(b text, id bigint, kind text, otype text, oid text, sub text, payload text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  c bigint := CASE kind WHEN 'PUT' THEN pg_temp.op_hash('put.' || otype || '.' || oid || '.' || payload)
+                        ELSE pg_temp.op_hash('delete.' || sub) END;
+  st record;
+BEGIN
+  SELECT * INTO st FROM powersync.bucket_state WHERE bucket = b;
+  INSERT INTO powersync.bucket_data (bucket, op_id, sync_rules_id, op, object_type, object_id, subkey, data, checksum,
+                                     cum_checksum, cum_count)
+  VALUES (b, id, 900000, kind, otype, oid, sub, payload, c, (coalesce(st.checksum, 0) + c) % 4294967296,
+          coalesce(st.count, 0) + 1);
+  INSERT INTO powersync.bucket_state (bucket, sync_rules_id, last_op, checksum, count)
+  VALUES (b, 900000, id, c, 1)
+  ON CONFLICT (bucket) DO UPDATE SET last_op = id, checksum = (bucket_state.checksum + c) % 4294967296,
+                                     count = bucket_state.count + 1;
+END $$;
+
+SELECT pg_temp.add_op('900000#a[]', 1, 'PUT', 'test', 't1', '1/aa', '{"id":"t1","description":"Test 1"}');
+SELECT pg_temp.add_op('900000#a[]', 2, 'PUT', 'test', 't2', '1/bb', '{"id":"t2","description":"Test 2"}');
+SELECT pg_temp.add_op('900000#b[]', 3, 'PUT', 'test', 't3', '1/cc', '{"id":"t3"}');
+SELECT pg_temp.add_op('900000#a[]', 4, 'REMOVE', 'test', 't1', '1/aa', NULL);
+SELECT pg_temp.add_op('900000#b[]', 5, 'PUT', 'test', 't3', '1/cc', '{"id":"t3","x":1}');
+SELECT pg_temp.add_op('900000#c[]', 7, 'PUT', 'test', 't9', '1/dd', '{"id":"t9"}');  -- beyond the checkpoint
+
+SELECT * FROM powersync.checkpoint();
+
+-- Checksums: spec vector (920318466 + 3280762209) mod 2^32 = 4201080675 at checkpoint 2; in input order;
+-- unknown buckets and buckets whose ops are all after the checkpoint give 0/0; NULL entries are skipped.
+SELECT * FROM powersync.bucket_checksums(ARRAY['900000#a[]'], 2);
+SELECT * FROM powersync.bucket_checksums(ARRAY['900000#b[]', '900000#a[]', 'nope', NULL, '900000#c[]'], NULL);
+SELECT * FROM powersync.bucket_checksums(ARRAY['900000#c[]'], 7);
+SELECT count(*) FROM powersync.bucket_checksums('{}', NULL);
+SELECT * FROM powersync.bucket_checksums(NULL, NULL);
+
+-- Ops after < op_id <= checkpoint, ascending, limited.
+SELECT * FROM powersync.bucket_ops('900000#a[]', 0, NULL, 100);
+SELECT op_id, op FROM powersync.bucket_ops('900000#a[]', 1, NULL, NULL);
+SELECT op_id FROM powersync.bucket_ops('900000#a[]', 0, 3, 1);
+SELECT op_id FROM powersync.bucket_ops('900000#a[]', NULL, 3, 10);
+SELECT count(*) FROM powersync.bucket_ops('900000#c[]', 0, NULL, 10);
+SELECT count(*) FROM powersync.bucket_ops('no such bucket', 0, NULL, 10);
+-- Bad input: a negative limit is an error, not an empty answer.
+SELECT * FROM powersync.bucket_ops('900000#a[]', 0, NULL, -1);
+ROLLBACK;
+BEGIN;
+UPDATE powersync.sync_rules SET state = 'STOP' WHERE state <> 'STOP';
+INSERT INTO powersync.sync_rules (id, content, state, snapshot_done, last_checkpoint, last_checkpoint_lsn)
+VALUES (900000, 'bucket_definitions: {}', 'ACTIVE', true, 6, '0/100');
+INSERT INTO powersync.checkpoints (sync_rules_id, op_id, lsn) VALUES (900000, 3, '0/50'), (900000, 6, '0/100');
+
+-- The hot path plans as a range scan of bucket_data's primary key (the SQL functions are inlined).
+EXPLAIN (COSTS OFF) SELECT * FROM powersync.bucket_ops('900000#a[]', 0, 10, 100);
+
+-- Write checkpoints: per-key counters starting at 1; client ids make separate keys.
+SELECT powersync.create_write_checkpoint('user1', 'c1') AS first, powersync.create_write_checkpoint('user1', 'c1') AS second,
+       powersync.create_write_checkpoint('user1', NULL) AS other_key, powersync.create_write_checkpoint('user1', '') AS same_key;
+SELECT user_id, write_checkpoint FROM powersync.write_checkpoints ORDER BY user_id;
+-- The recorded WAL head is beyond checkpoint 6's LSN 0/100, so nothing is visible yet ...
+SELECT powersync.write_checkpoint_at('user1', 'c1', NULL) IS NULL AS not_yet;
+-- ... until a checkpoint passes it.
+UPDATE powersync.checkpoints SET lsn = pg_current_wal_lsn() WHERE op_id = 6;
+SELECT powersync.write_checkpoint_at('user1', 'c1', NULL) AS at_current, powersync.write_checkpoint_at('user1', 'c1', 6) AS at_6,
+       powersync.write_checkpoint_at('user1', 'c1', 5) IS NULL AS not_at_older,
+       powersync.write_checkpoint_at('user1', NULL, NULL) AS user_key,
+       powersync.write_checkpoint_at('nobody', NULL, NULL) IS NULL AS unknown_key;
+-- Bad input.
+SELECT powersync.create_write_checkpoint(NULL, 'c1');
+ROLLBACK;
+BEGIN;
+SELECT powersync.create_write_checkpoint('', NULL);
+ROLLBACK;
+
+-- status() always answers, also with nothing deployed or before the worker ran.
+SELECT count(*) >= 1 AS has_rows, bool_and(slot_name LIKE 'powersync_%') AS slot_named FROM powersync.status();

@@ -1,0 +1,197 @@
+-- SQL pull API (issue 3): what the gateway asks Postgres for on its hot path: the current checkpoint,
+-- a request's buckets, bucket checksums and bucket ops at a checkpoint; plus write checkpoints,
+-- compaction, status and a test wait helper. `at_checkpoint` NULL always means the current checkpoint.
+
+-- The newest checkpoint of the ACTIVE version; no row while no version is active.
+CREATE FUNCTION powersync.checkpoint() RETURNS TABLE(op_id bigint, lsn pg_lsn)
+LANGUAGE sql STABLE AS $$
+  SELECT s.last_checkpoint, s.last_checkpoint_lsn
+    FROM powersync.sync_rules s
+   WHERE s.state = 'ACTIVE' AND s.last_checkpoint IS NOT NULL
+$$;
+COMMENT ON FUNCTION powersync.checkpoint() IS
+  'Current checkpoint (op_id, lsn) of the active sync rules version: every op with op_id <= op_id reflects '
+  'the source database up to lsn. No row while no version is active.';
+
+CREATE FUNCTION powersync._at(at_checkpoint bigint) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+  SELECT coalesce(at_checkpoint, (SELECT s.last_checkpoint FROM powersync.sync_rules s WHERE s.state = 'ACTIVE'))
+$$;
+
+-- Checksum and op count of each bucket at the checkpoint: one backward index probe per bucket on
+-- bucket_data's primary key (the running totals of the newest op <= C). Buckets without ops give 0/0.
+CREATE FUNCTION powersync.bucket_checksums(buckets text[], at_checkpoint bigint DEFAULT NULL)
+RETURNS TABLE(bucket text, checksum bigint, count bigint)
+LANGUAGE sql STABLE AS $$
+  SELECT b.name, coalesce(d.cum_checksum, 0), coalesce(d.cum_count, 0)
+    FROM unnest(buckets) WITH ORDINALITY AS b(name, ord)
+    LEFT JOIN LATERAL (
+      SELECT x.cum_checksum, x.cum_count FROM powersync.bucket_data x
+       WHERE x.bucket = b.name AND x.op_id <= powersync._at(at_checkpoint)
+       ORDER BY x.op_id DESC LIMIT 1) d ON true
+   WHERE b.name IS NOT NULL
+   ORDER BY b.ord
+$$;
+COMMENT ON FUNCTION powersync.bucket_checksums(text[], bigint) IS
+  'Per bucket: checksum (unsigned 32-bit wrapping sum of the op checksums with op_id <= at_checkpoint) and '
+  'count (ops written up to then; compaction does not lower it). Buckets with no ops: 0, 0. Output in input order.';
+
+-- Ops of one bucket with after < op_id <= C, ascending, at most max_ops (NULL: all). A plain SQL
+-- function so that the planner inlines it into the caller's query: a range scan of bucket_data's
+-- primary key. MOVE/CLEAR ops carry data {"target":"<target_op>"} (never hashed; clients ignore it):
+-- the gateway must not send a complete line for checkpoint C if any such target is > C (spec §2.5).
+CREATE FUNCTION powersync.bucket_ops(bucket text, after bigint, at_checkpoint bigint, max_ops int DEFAULT NULL)
+RETURNS TABLE(op_id bigint, op text, object_type text, object_id text, subkey text, data text, checksum bigint)
+LANGUAGE sql STABLE AS $$
+  SELECT d.op_id, d.op, d.object_type, d.object_id, d.subkey,
+         CASE WHEN d.target_op IS NULL THEN d.data ELSE '{"target":"' || d.target_op || '"}' END,
+         d.checksum
+    FROM powersync.bucket_data d
+   WHERE d.bucket = bucket_ops.bucket
+     AND d.op_id > coalesce(bucket_ops.after, 0)
+     AND d.op_id <= powersync._at(bucket_ops.at_checkpoint)
+   ORDER BY d.op_id
+   LIMIT bucket_ops.max_ops
+$$;
+COMMENT ON FUNCTION powersync.bucket_ops(text, bigint, bigint, int) IS
+  'Ops of a bucket with after < op_id <= at_checkpoint in op_id order, at most max_ops (NULL: no limit). '
+  'checksum is unsigned 32-bit. MOVE and CLEAR ops have data {"target":"N"}: a checkpoint C whose download '
+  'contains such an op with N > C is invalidated by compaction (send no complete line for it).';
+
+
+-- Write checkpoints (spec §3.2, DESIGN decision 8) ------------------------------------------------
+
+CREATE FUNCTION powersync._write_checkpoint_key(user_id text, client_id text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  IF user_id IS NULL OR user_id = '' THEN
+    RAISE EXCEPTION 'write checkpoint: user_id must not be empty'
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass the JWT subject (sub) of the user.';
+  END IF;
+  RETURN CASE WHEN client_id IS NULL OR client_id = '' THEN user_id ELSE user_id || '/' || client_id END;
+END $$;
+
+-- Records the WAL head for the key with the next per-key counter, then emits a non-transactional
+-- logical message so the worker passes that head (and makes a checkpoint) even when nothing else
+-- is written. Returns the counter the client waits for.
+CREATE FUNCTION powersync.create_write_checkpoint(user_id text, client_id text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  k text := powersync._write_checkpoint_key(user_id, client_id);
+  head pg_lsn := pg_current_wal_lsn();
+  counter bigint;
+BEGIN
+  INSERT INTO powersync.write_checkpoints AS w (user_id, lsn, write_checkpoint)
+  VALUES (k, head, 1)
+  ON CONFLICT ON CONSTRAINT write_checkpoints_pkey
+  DO UPDATE SET lsn = excluded.lsn, write_checkpoint = w.write_checkpoint + 1, updated_at = now()
+  RETURNING w.write_checkpoint INTO counter;
+  PERFORM pg_logical_emit_message(false, 'powersync', 'ping');
+  RETURN counter;
+END $$;
+COMMENT ON FUNCTION powersync.create_write_checkpoint(text, text) IS
+  'Managed write checkpoint (spec §3.2): key "<user_id>" or "<user_id>/<client_id>"; records pg_current_wal_lsn() '
+  'with the next per-key counter (starting at 1), nudges the worker with logical message prefix powersync, '
+  'returns the counter. Read it back with powersync.write_checkpoint_at().';
+
+-- The write checkpoint that a checkpoint line may carry: the key's counter once the checkpoint's
+-- LSN has passed the WAL head recorded for it, else NULL (also NULL for unknown keys).
+CREATE FUNCTION powersync.write_checkpoint_at(user_id text, client_id text, at_checkpoint bigint DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql STABLE AS $$
+  SELECT w.write_checkpoint
+    FROM powersync.write_checkpoints w
+   WHERE w.user_id = powersync._write_checkpoint_key(write_checkpoint_at.user_id, write_checkpoint_at.client_id)
+     AND w.lsn <= (SELECT c.lsn FROM powersync.checkpoints c
+                    WHERE c.sync_rules_id = (SELECT s.id FROM powersync.sync_rules s WHERE s.state = 'ACTIVE')
+                      AND c.op_id <= powersync._at(write_checkpoint_at.at_checkpoint)
+                    ORDER BY c.op_id DESC LIMIT 1)
+$$;
+COMMENT ON FUNCTION powersync.write_checkpoint_at(text, text, bigint) IS
+  'Write checkpoint of the key (user_id[/client_id]) visible at checkpoint at_checkpoint (NULL: current): the '
+  'counter returned by create_write_checkpoint once replication passed its WAL head; NULL when none is visible '
+  '(never requested, or the newest request is not replicated yet).';
+
+-- Test and tooling helper ---------------------------------------------------------------------------
+
+-- Waits until the newest deployed version is active and has a checkpoint whose LSN passed the WAL
+-- head at call time; returns its op id. A logical message makes the worker produce that checkpoint
+-- even when idle.
+CREATE FUNCTION powersync.wait_for_checkpoint(timeout interval DEFAULT '30 seconds') RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  target pg_lsn := pg_current_wal_lsn();
+  deadline timestamptz := clock_timestamp() + timeout;
+  cp record;
+  worker record;
+BEGIN
+  PERFORM pg_logical_emit_message(false, 'powersync', 'ping');
+  LOOP
+    -- The newest live version: right after a deploy that is the one still processing.
+    SELECT s.last_checkpoint AS op_id, s.last_checkpoint_lsn AS lsn, s.state, s.id INTO cp
+      FROM powersync.sync_rules s WHERE s.state <> 'STOP' ORDER BY s.id DESC LIMIT 1;
+    IF cp.state = 'ACTIVE' AND cp.lsn IS NOT NULL AND cp.lsn >= target THEN
+      RETURN cp.op_id;
+    END IF;
+    IF clock_timestamp() > deadline THEN
+      SELECT r.status, r.last_error, r.replicated_lsn INTO worker FROM powersync.replication_state r;
+      RAISE EXCEPTION 'no checkpoint reached WAL position % within %', target, timeout
+        USING ERRCODE = 'query_canceled',
+              DETAIL = format('newest version: %s (%s), checkpoint %s at %s; worker status: %s, replicated up to %s, last error: %s',
+                              coalesce(cp.id::text, 'none'), coalesce(cp.state, '-'),
+                              coalesce(cp.op_id::text, 'none'), coalesce(cp.lsn::text, '-'), worker.status,
+                              coalesce(worker.replicated_lsn::text, '-'), coalesce(worker.last_error, '-')),
+              HINT = 'See SELECT * FROM powersync.status() and the server log.';
+    END IF;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+END $$;
+COMMENT ON FUNCTION powersync.wait_for_checkpoint(interval) IS
+  'Waits (polling) until the newest deployed sync rules version is ACTIVE with a checkpoint at or past '
+  'pg_current_wal_lsn() as of the call, and returns that op id; ERROR after timeout (with the worker status). '
+  'Do not call it inside a REPEATABLE READ transaction.';
+
+-- Status -------------------------------------------------------------------------------------------
+
+CREATE VIEW powersync.snapshot_progress AS
+  SELECT t.sync_rules_id AS version, t.id AS source_table_id, t.schema_name, t.table_name, t.replica_identity,
+         t.snapshot_done, t.snapshot_rows AS rows_copied, t.snapshot_next_block AS blocks_copied,
+         t.snapshot_total AS blocks_total,
+         CASE WHEN t.snapshot_done THEN 100.0
+              WHEN coalesce(t.snapshot_total, 0) = 0 THEN 0.0
+              ELSE round(least(100.0, 100.0 * t.snapshot_next_block / t.snapshot_total), 1) END AS percent_done,
+         t.snapshot_lsn
+    FROM powersync.source_tables t;
+COMMENT ON VIEW powersync.snapshot_progress IS
+  'Initial-snapshot progress per (version, source table): rows copied, heap blocks copied of the total, percent.';
+
+-- One row per version that is not stopped (plus the newest one; a single row with NULL version
+-- fields before any deploy), with the worker, slot and lag figures repeated on each row.
+CREATE FUNCTION powersync.status()
+RETURNS TABLE(version bigint, state text, snapshot_done boolean, tables_total int, tables_snapshotted int,
+              rows_snapshotted bigint, snapshot_percent numeric, last_checkpoint bigint, last_checkpoint_lsn pg_lsn,
+              replicated_lsn pg_lsn, lag_bytes numeric, slot_name text, slot_wal_status text, slot_confirmed_lsn pg_lsn,
+              worker_status text, worker_pid int, last_error text, last_error_at timestamptz)
+LANGUAGE sql STABLE AS $$
+  SELECT s.id, s.state, s.snapshot_done,
+         count(p.source_table_id)::int, (count(p.source_table_id) FILTER (WHERE p.snapshot_done))::int,
+         coalesce(sum(p.rows_copied), 0)::bigint,
+         CASE WHEN s.snapshot_done THEN 100.0 ELSE round(coalesce(avg(p.percent_done), 0), 1) END,
+         s.last_checkpoint, s.last_checkpoint_lsn,
+         r.replicated_lsn, pg_wal_lsn_diff(pg_current_wal_lsn(), greatest(r.replicated_lsn, slot.confirmed_flush_lsn)),
+         r.slot_name, coalesce(slot.wal_status, 'missing'), slot.confirmed_flush_lsn,
+         r.status, r.worker_pid, r.last_error, r.last_error_at
+    FROM powersync.replication_state r
+    LEFT JOIN powersync.sync_rules s
+           ON s.state <> 'STOP' OR s.id = (SELECT max(id) FROM powersync.sync_rules)
+    LEFT JOIN powersync.snapshot_progress p ON p.version = s.id
+    LEFT JOIN pg_replication_slots slot ON slot.slot_name = r.slot_name
+   GROUP BY s.id, r.replicated_lsn, r.slot_name, slot.wal_status, slot.confirmed_flush_lsn, r.status,
+            r.worker_pid, r.last_error, r.last_error_at
+   ORDER BY s.id
+$$;
+COMMENT ON FUNCTION powersync.status() IS
+  'Replication status per live sync rules version: state, snapshot progress (tables, rows, percent; per table in '
+  'powersync.snapshot_progress), newest checkpoint, replicated LSN and lag in bytes behind pg_current_wal_lsn() '
+  '(from the replicated LSN or the slot position, whichever is further: idle rounds only move the slot), '
+  'the slot and its wal_status (missing when the slot does not exist), worker status/pid and last error.';

@@ -1,0 +1,280 @@
+// One replication round (DESIGN decision 1): peek the slot up to the flush LSN taken at the start,
+// apply every committed change to every rule version, write ops + replicated LSN + checkpoint in one
+// transaction, commit, then advance the slot. Transactions already applied (before a crash) are skipped.
+#include "powersync/rules/sync_rules.h"  // first: Postgres headers redefine snprintf, which breaks nlohmann/json
+extern "C" {
+#include "postgres.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "storage/standby.h"
+#include "utils/guc.h"
+#include "utils/pg_lsn.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+}
+
+#include "powersync/pg/replication.h"
+#include "powersync/pg/spi.h"
+#include "powersync/pg/transaction.h"
+#include "powersync/pg/worker_log.h"
+
+namespace powersync::pg {
+namespace {
+
+constexpr int64_t kPeekLimit = 200000;    // rows per peek; a round stops at a commit after that many
+constexpr size_t kApplyChunk = 2000;      // row changes per prefetch
+constexpr size_t kFlushRecords = 20000;   // pending ops/rows before writing them
+constexpr Lsn kStandbySnapshotEvery = 8 << 20;
+
+RelationInfo read_relation(wire::Reader& r) {
+  RelationInfo rel;
+  rel.relid = r.u32();
+  rel.schema = r.str();
+  rel.name = r.str();
+  rel.identity = static_cast<char>(r.u8());
+  uint16_t n = r.u16();
+  for (uint16_t i = 0; i < n; ++i) {
+    rel.columns.emplace_back(r.str());
+    rel.types.push_back(r.u32());
+    rel.key.push_back((r.u8() & 1) != 0);
+  }
+  return rel;
+}
+
+bool same_shape(const RelationInfo& a, const RelationInfo& b) {
+  return a.schema == b.schema && a.name == b.name && a.identity == b.identity && a.columns == b.columns &&
+         a.types == b.types && a.key == b.key;
+}
+
+// Logical decoding logs "starting logical decoding for slot" at LOG level on every call; a worker
+// polling every few milliseconds would flood the server log (LOG outranks ERROR there), so those calls
+// run with log_min_messages = fatal; their errors still reach the worker, which logs them itself.
+template <typename F>
+auto quietly(F&& fn) {
+  pg_call([] { SetConfigOption("log_min_messages", "fatal", PGC_SUSET, PGC_S_SESSION); });
+  try {
+    auto result = fn();
+    pg_call([] { SetConfigOption("log_min_messages", nullptr, PGC_SUSET, PGC_S_SESSION); });
+    return result;
+  } catch (...) {
+    throw;
+  }
+}
+
+}  // namespace
+
+void Replicator::handle_relation(RelationInfo rel) {
+  uint32_t relid = rel.relid;
+  auto it = relations_.find(relid);
+  if (it != relations_.end() && same_shape(it->second, rel)) return;
+  relations_[relid] = std::move(rel);  // same node: pending changes were applied before this
+}
+
+void Replicator::apply_pending(std::vector<RowChange>& changes) {
+  if (changes.empty()) return;
+  prefetch_keys(changes);
+  for (const RowChange& c : changes)
+    for (auto& [id, v] : versions_) {
+      SourceTable* t = source_table_for(v, *c.relation);
+      if (t) apply_change(v, *t, c);
+    }
+  changes.clear();
+  if (batch_.pending() >= kFlushRecords) batch_.flush();
+}
+
+bool Replicator::round() {
+  // WAL that nobody flushes (a non-transactional logical message, async commits) would stay invisible
+  // to decoding until some later flush; flush it ourselves so pings and such commits are seen at once.
+  Lsn inserted = GetXLogInsertRecPtr();
+  if (inserted > GetFlushRecPtr(nullptr)) pg_call([&] { XLogFlush(inserted); });
+  Lsn upto = GetFlushRecPtr(nullptr);
+  if (upto <= slot_lsn_) return false;
+  Transaction xact;
+  refresh_versions();
+  static spi::Statement peek(
+      "SELECT data FROM pg_logical_slot_peek_binary_changes($1::name, $2, $3, 'tables', $4)",
+      {TEXTOID, LSNOID, INT4OID, TEXTOID});
+  int64_t ops_before = batch_.ops_written();
+  Datum args[4] = {spi::text_datum(slot_),
+                   LSNGetDatum(upto), Int32GetDatum(kPeekLimit), spi::text_datum(table_patterns())};
+  uint64_t n = quietly([&] { return peek.run(args); });
+  // Copy the output out of SPI first: applying changes runs more SPI statements.
+  std::vector<std::string> messages;
+  messages.reserve(n);
+  for (uint64_t i = 0; i < n; ++i) messages.push_back(spi::bytes(i, 0).value_or(""));
+  spi::release();
+
+  bool skip = false, saw_ping = false;
+  Lsn last_commit_end = 0;
+  std::vector<RowChange> pending;
+  for (std::string& m : messages) {
+    wire::Reader r(m);
+    char kind = static_cast<char>(r.u8());
+    switch (kind) {
+      case 'B': skip = r.u64() < applied_lsn_; break;  // committed before the stored LSN: applied already
+      case 'C':
+        last_commit_end = r.u64();
+        if (pending.size() >= kApplyChunk) apply_pending(pending);
+        break;
+      case 'R': {
+        apply_pending(pending);  // pending changes point at the current description
+        handle_relation(read_relation(r));
+        break;
+      }
+      case 'I': case 'U': case 'D': {
+        if (skip) break;
+        RowChange c;
+        uint32_t relid = r.u32();
+        c.relation = &relations_.at(relid);
+        c.kind = kind == 'I' ? RowChange::Kind::Insert : kind == 'U' ? RowChange::Kind::Update : RowChange::Kind::Delete;
+        if (kind != 'I') {
+          c.old_kind = static_cast<char>(r.u8());
+          if (c.old_kind != 'n') c.old_tuple = wire::read_tuple(r);
+        }
+        if (kind != 'D') c.new_tuple = wire::read_tuple(r);
+        pending.push_back(std::move(c));
+        if (pending.size() >= kApplyChunk * 4) apply_pending(pending);
+        break;
+      }
+      case 'T': {
+        apply_pending(pending);
+        if (skip) break;
+        uint16_t count = r.u16();
+        for (uint16_t i = 0; i < count; ++i) {
+          uint32_t relid = r.u32();
+          for (auto& [id, v] : versions_)
+            if (SourceTable* t = source_table_for(v, relations_.at(relid))) apply_truncate(v, *t);
+        }
+        break;
+      }
+      case 'M': {
+        r.u8();
+        if (r.u64() >= applied_lsn_) saw_ping = true;
+        break;
+      }
+      default: throw Error(Error::Kind::Internal, std::string("powersync: unknown change message kind ") + kind);
+    }
+    m.clear();
+    m.shrink_to_fit();
+  }
+  apply_pending(pending);
+  batch_.flush();
+  Lsn new_lsn = static_cast<int64_t>(n) >= kPeekLimit && last_commit_end ? last_commit_end : upto;
+  check_dropped_tables();
+  bool activated = maybe_activate(new_lsn);
+  bool wrote = batch_.ops_written() != ops_before;
+  if (wrote || saw_ping || activated) {
+    write_checkpoint(new_lsn);
+  } else if (GetCurrentTimestamp() - last_state_write_ > 10 * 1000000L) {
+    // Idle: only an occasional heartbeat row, so that our own WAL does not keep the worker busy.
+    write_state(new_lsn);
+  }
+  xact.commit();
+  applied_lsn_ = new_lsn;
+  advance_slot(new_lsn);
+  return wrote || saw_ping || activated;
+}
+
+void Replicator::write_state(Lsn lsn) {
+  static spi::Statement update(
+      "UPDATE powersync.replication_state SET replicated_lsn = $1, replicated_at = now(), status = 'running', "
+      "worker_pid = pg_backend_pid(), last_error = NULL",
+      {LSNOID});
+  Datum arg = LSNGetDatum(lsn);
+  update.run(&arg);
+  last_state_write_ = GetCurrentTimestamp();
+}
+
+// Checkpoint of the ACTIVE version: (highest op id written, lsn), NOTIFY in the same transaction.
+void Replicator::write_checkpoint(Lsn lsn) {
+  write_state(lsn);
+  for (auto& [id, v] : versions_) {
+    if (v.state != "ACTIVE") continue;
+    int64_t op_id = batch_.max_op_id();
+    if (op_id == v.last_checkpoint && lsn <= v.last_checkpoint_lsn) continue;
+    static spi::Statement insert(
+        "INSERT INTO powersync.checkpoints (sync_rules_id, op_id, lsn) VALUES ($1, $2, $3) ON CONFLICT "
+        "(sync_rules_id, op_id) DO UPDATE SET lsn = EXCLUDED.lsn, created_at = now()",
+        {INT8OID, INT8OID, LSNOID});
+    static spi::Statement update(
+        "UPDATE powersync.sync_rules SET last_checkpoint = $2, last_checkpoint_lsn = $3 WHERE id = $1", {INT8OID, INT8OID, LSNOID});
+    static spi::Statement notify("SELECT pg_notify('powersync_checkpoint', $1)", {TEXTOID});
+    Datum args[3] = {Int64GetDatum(id), Int64GetDatum(op_id), LSNGetDatum(lsn)};
+    insert.run(args);
+    update.run(args);
+    std::string payload = "{\"sync_rules\":" + std::to_string(id) + ",\"op_id\":" + std::to_string(op_id) +
+                          ",\"lsn\":\"" + spi::lsn_text(lsn) + "\"}";
+    Datum p = spi::text_datum(payload);
+    notify.run(&p);
+    spi::release();
+    v.last_checkpoint = op_id;
+    v.last_checkpoint_lsn = lsn;
+  }
+}
+
+// Moves the slot only after our ops are committed, so it never passes what our tables hold.
+void Replicator::advance_slot(Lsn lsn) {
+  if (lsn <= slot_lsn_) return;
+  Lsn previous = slot_lsn_;
+  {
+    Transaction xact;
+    static spi::Statement advance("SELECT pg_replication_slot_advance($1::name, $2)", {TEXTOID, LSNOID});
+    Datum args[2] = {spi::text_datum(slot_),
+                     LSNGetDatum(lsn)};
+    quietly([&] { return advance.run(args); });
+    spi::release();
+    xact.commit();
+  }
+  slot_lsn_ = lsn;
+  // Decoding restarts from the slot's restart_lsn, which only moves at running-xacts records; after a
+  // lot of WAL, log one so that the next rounds do not re-read it all.
+  if (lsn - previous > kStandbySnapshotEvery) pg_call([] { LogStandbySnapshot(); });
+}
+
+}  // namespace powersync::pg
+
+namespace powersync::pg {
+
+void Replicator::start() {
+  {
+    Transaction xact;
+    spi::exec("SELECT replicated_lsn, (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM "
+              "powersync.op_id_sequence) FROM powersync.replication_state");
+    applied_lsn_ = spi::lsn_at(0, 0);
+    batch_.set_max_op_id(spi::int64_at(0, 1));
+    spi::release();
+    // Versions stopped while no worker ran still hold data.
+    spi::exec("SELECT id FROM powersync.sync_rules r WHERE state = 'STOP' AND (EXISTS (SELECT 1 FROM "
+              "powersync.source_tables s WHERE s.sync_rules_id = r.id) OR EXISTS (SELECT 1 FROM "
+              "powersync.bucket_state b WHERE b.sync_rules_id = r.id))");
+    std::vector<int64_t> stopped;
+    for (uint64_t i = 0; i < SPI_processed; ++i) stopped.push_back(spi::int64_at(i, 0));
+    spi::release();
+    for (int64_t id : stopped) drop_version_data(id);
+    write_state(applied_lsn_);
+    xact.commit();
+  }
+  Transaction xact;
+  static spi::Statement find("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = $1", {TEXTOID});
+  Datum name = spi::text_datum(slot_);
+  if (find.run(&name) == 1) {
+    slot_lsn_ = spi::lsn_at(0, 0);
+    spi::release();
+    xact.commit();
+    return;
+  }
+  spi::release();
+  xact.commit();
+  // Created in a transaction of its own: slot creation refuses a transaction that has written.
+  Transaction create;
+  static spi::Statement make("SELECT lsn FROM pg_create_logical_replication_slot($1::name, 'powersync_pg')", {TEXTOID});
+  Datum arg = spi::text_datum(slot_);
+  make.run(&arg);
+  slot_lsn_ = spi::lsn_at(0, 0);
+  spi::release();
+  create.commit();
+  log_info("powersync: created replication slot " + slot_);
+}
+
+}  // namespace powersync::pg

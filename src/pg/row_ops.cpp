@@ -1,0 +1,271 @@
+// Op generation (spec §2.2): turns one decoded row change of one rule version into PUT/REMOVE ops,
+// parameter lookup rows/tombstones and the new current_data state of the source row.
+#include "powersync/rules/sync_rules.h"  // first: Postgres headers redefine snprintf, which breaks nlohmann/json
+#include <openssl/sha.h>
+
+#include <random>
+
+extern "C" {
+#include "postgres.h"
+#include "catalog/pg_type.h"
+}
+
+#include "powersync/pg/replication.h"
+#include "powersync/pg/spi.h"
+#include "powersync/pg/worker_log.h"
+#include "powersync/protocol/checksum.h"
+
+namespace powersync::pg {
+
+std::vector<std::string> RelationInfo::key_columns() const {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < columns.size(); ++i)
+    if (key[i]) out.push_back(columns[i]);
+  return out;
+}
+
+namespace {
+
+int column_index(const RelationInfo& rel, const std::string& name) {
+  for (size_t i = 0; i < rel.columns.size(); ++i)
+    if (rel.columns[i] == name) return static_cast<int>(i);
+  return -1;
+}
+
+std::string random_key() {
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::string key(16, '\0');
+  for (int i = 0; i < 16; i += 8) {
+    uint64_t r = rng();
+    memcpy(&key[i], &r, 8);
+  }
+  return key;
+}
+
+rules::Row to_row(const RelationInfo& rel, const wire::Tuple& t) {
+  rules::Row row;
+  row.reserve(rel.columns.size());
+  for (size_t i = 0; i < rel.columns.size() && i < t.values.size(); ++i) row.push_back({rel.columns[i], t.values[i]});
+  return row;
+}
+
+bool has_unchanged(const wire::Tuple& t) {
+  for (bool u : t.unchanged)
+    if (u) return true;
+  return false;
+}
+
+// Fills unchanged-TOAST columns from a stored row image (by column name).
+void fill_from_image(const RelationInfo& rel, wire::Tuple& t, const std::string& image) {
+  rules::Row stored = wire::decode_row_image(image);
+  for (size_t i = 0; i < t.values.size(); ++i) {
+    if (!t.unchanged[i]) continue;
+    if (const rules::Value* v = rules::find_column(stored, rel.columns[i])) {
+      t.values[i] = *v;
+      t.unchanged[i] = false;
+    }
+  }
+}
+
+}  // namespace
+
+std::string source_key_of(const RelationInfo& rel, const wire::Tuple& tuple, const std::vector<std::string>& key_columns) {
+  if (key_columns.empty()) return random_key();
+  std::string encoded;
+  wire::Writer w(encoded);
+  for (const auto& name : key_columns) {
+    int i = column_index(rel, name);
+    w.str(name);
+    if (i < 0 || i >= static_cast<int>(tuple.values.size())) w.null_value();
+    else w.value(tuple.values[i]);
+  }
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(encoded.data()), encoded.size(), digest);
+  return std::string(reinterpret_cast<const char*>(digest), 16);
+}
+
+std::string subkey_of(int32_t table_id, const std::string& source_key) {
+  static const char* hex = "0123456789abcdef";
+  std::string s = std::to_string(table_id);
+  s.push_back('/');
+  for (unsigned char c : source_key) {
+    s.push_back(hex[c >> 4]);
+    s.push_back(hex[c & 15]);
+  }
+  return s;
+}
+
+namespace {
+
+struct Keys {
+  std::optional<std::string> before, after;
+  wire::Tuple merged;  // new tuple, unchanged-TOAST columns filled from the old row when it is complete
+};
+
+Keys keys_of(const SourceTable& t, const RowChange& c) {
+  const RelationInfo& rel = *c.relation;
+  std::vector<std::string> key_cols = t.identity == 'f' ? rel.columns : t.identity_columns;
+  Keys k;
+  if (c.kind != RowChange::Kind::Insert && c.old_kind != 'n' && !key_cols.empty())
+    k.before = source_key_of(rel, c.old_tuple, key_cols);
+  if (c.kind == RowChange::Kind::Delete) return k;
+  k.merged = c.new_tuple;
+  if (c.old_kind == 'o') {  // REPLICA IDENTITY FULL: the old row is complete
+    for (size_t i = 0; i < k.merged.values.size() && i < c.old_tuple.values.size(); ++i)
+      if (k.merged.unchanged[i]) {
+        k.merged.values[i] = c.old_tuple.values[i];
+        k.merged.unchanged[i] = false;
+      }
+  }
+  k.after = source_key_of(rel, k.merged, key_cols);
+  if (c.kind == RowChange::Kind::Update && !k.before && !key_cols.empty()) k.before = k.after;
+  return k;
+}
+
+PendingRecord remove_op(int64_t version, const wire::BucketRef& ref, const std::string& subkey) {
+  PendingRecord r;
+  r.kind = PendingRecord::Kind::Remove;
+  r.version = version;
+  r.bucket = ref.bucket;
+  r.table = ref.table;
+  r.id = ref.id;
+  r.subkey = subkey;
+  r.checksum = protocol::remove_checksum(subkey);
+  return r;
+}
+
+PendingRecord lookup_row(int64_t version, int32_t table_id, const std::string& key, std::string lookup,
+                         std::string parameters) {
+  PendingRecord r;
+  r.kind = PendingRecord::Kind::Lookup;
+  r.version = version;
+  r.source_table_id = table_id;
+  r.source_key = key;
+  r.lookup = std::move(lookup);
+  r.parameters = std::move(parameters);
+  return r;
+}
+
+template <typename T>
+bool contains(const std::vector<T>& v, const T& x) {
+  for (const auto& e : v)
+    if (e == x) return true;
+  return false;
+}
+
+}  // namespace
+
+void Replicator::prefetch_keys(const std::vector<RowChange>& changes, const RuleVersion* only) {
+  std::vector<std::pair<int32_t, std::string>> keys;
+  for (const RowChange& c : changes) {
+    for (auto& [id, v] : versions_) {
+      if (only && only != &v) continue;
+      auto it = v.tables.find(c.relation->relid);
+      if (it == v.tables.end() || it->second.identity == 'n') continue;
+      Keys k = keys_of(it->second, c);
+      if (it->second.identity_columns.empty() && it->second.identity != 'f') continue;
+      if (k.before) keys.emplace_back(it->second.id, *k.before);
+      if (k.after && k.after != k.before) keys.emplace_back(it->second.id, *k.after);
+    }
+  }
+  batch_.prefetch(keys);
+}
+
+void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c) {
+  const RelationInfo& rel = *c.relation;
+  Keys k = keys_of(t, c);
+  bool keyed = t.identity == 'f' || !t.identity_columns.empty();
+  int64_t version = v.id;
+  // 1. A delete or key change removes everything the old row produced (spec §2.2 step 2).
+  if (k.before) {
+    CurrentRow& b = batch_.row(t.id, *k.before);
+    if (has_unchanged(k.merged) && b.row_image) fill_from_image(rel, k.merged, *b.row_image);
+    if (b.exists && (!k.after || *k.after != *k.before)) {
+      std::string subkey = subkey_of(t.id, *k.before);
+      for (const auto& ref : b.buckets) batch_.add(remove_op(version, ref, subkey));
+      for (const auto& l : b.lookups) batch_.add(lookup_row(version, t.id, *k.before, l, "[]"));
+      b = CurrentRow{};
+      b.dirty = true;
+    }
+  }
+  if (!k.after) return;
+  // 2. The new row: PUT for every result, REMOVE for every previous (bucket, row) not produced again.
+  CurrentRow& a = keyed ? batch_.row(t.id, *k.after) : batch_.fresh_row(t.id, *k.after);
+  if (c.from_snapshot && a.exists) return;  // the stream already wrote a newer version of this row
+  if (has_unchanged(k.merged) && a.row_image) fill_from_image(rel, k.merged, *a.row_image);
+  if (has_unchanged(k.merged))
+    log_warning("powersync: unchanged TOAST value of " + rel.schema + "." + rel.name +
+                " has no stored row image; the column is synced as NULL");
+  rules::Row row = to_row(rel, k.merged);
+  rules::SourceTable st{rel.schema, rel.name};
+  std::string subkey = subkey_of(t.id, *k.after);
+  std::vector<wire::BucketRef> now;
+  if (v.rules->is_data_table(st)) {
+    rules::RowEvaluation ev = v.rules->evaluate_row(st, row);
+    for (const auto& e : ev.errors) log_warning("powersync: sync rules error on " + rel.schema + "." + rel.name + ": " + e);
+    for (auto& r : ev.rows) {
+      PendingRecord op;
+      op.kind = PendingRecord::Kind::Put;
+      op.version = version;
+      op.checksum = protocol::put_checksum(r.table, r.id, r.data);
+      op.bucket = r.bucket;
+      op.table = r.table;
+      op.id = r.id;
+      op.subkey = subkey;
+      op.data = std::move(r.data);
+      now.push_back({op.bucket, op.table, op.id});
+      batch_.add(std::move(op));
+    }
+  }
+  if (a.exists)
+    for (const auto& ref : a.buckets)
+      if (!contains(now, ref)) batch_.add(remove_op(version, ref, subkey));
+  std::vector<std::string> lookups;
+  if (v.rules->is_parameter_table(st)) {
+    rules::ParameterEvaluation pe = v.rules->evaluate_parameter_row(st, row);
+    for (const auto& e : pe.errors) log_warning("powersync: sync rules error on " + rel.schema + "." + rel.name + ": " + e);
+    std::vector<std::string> params;  // per lookup: JSON array text of its parameter objects
+    for (const auto& p : pe.lookups) {
+      size_t i = 0;
+      while (i < lookups.size() && lookups[i] != p.lookup) ++i;
+      if (i == lookups.size()) {
+        lookups.push_back(p.lookup);
+        params.push_back("[" + p.bucket_parameters + "]");
+      } else {
+        params[i].insert(params[i].size() - 1, "," + p.bucket_parameters);
+      }
+    }
+    for (size_t i = 0; i < lookups.size(); ++i) batch_.add(lookup_row(version, t.id, *k.after, lookups[i], params[i]));
+  }
+  if (a.exists)
+    for (const auto& l : a.lookups)
+      if (!contains(lookups, l)) batch_.add(lookup_row(version, t.id, *k.after, l, "[]"));
+  a.exists = true;
+  a.dirty = true;
+  a.buckets = std::move(now);
+  a.lookups = std::move(lookups);
+  if (t.identity == 'f') a.row_image.reset();
+  else a.row_image = wire::encode_row_image(row);
+}
+
+void Replicator::apply_truncate(RuleVersion& v, SourceTable& t) {
+  batch_.flush();
+  static spi::Statement select_rows(
+      "SELECT source_key, buckets, lookups FROM powersync.current_data WHERE source_table_id = $1", {INT4OID});
+  static spi::Statement delete_rows("DELETE FROM powersync.current_data WHERE source_table_id = $1", {INT4OID});
+  Datum arg = Int32GetDatum(t.id);
+  uint64_t n = select_rows.run(&arg);
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string key = spi::bytes(i, 0).value_or("");
+    std::string subkey = subkey_of(t.id, key);
+    for (const auto& ref : wire::decode_bucket_refs(spi::bytes(i, 1).value_or("")))
+      batch_.add(remove_op(v.id, ref, subkey));
+    for (const auto& l : wire::decode_strings(spi::bytes(i, 2).value_or("")))
+      batch_.add(lookup_row(v.id, t.id, key, l, "[]"));
+  }
+  spi::release();
+  delete_rows.run(&arg);
+  batch_.flush();
+}
+
+}  // namespace powersync::pg

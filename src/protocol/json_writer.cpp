@@ -1,0 +1,188 @@
+// JSON encoding of sync values, byte-compatible with the reference service (see json_writer.h).
+#include "powersync/protocol/json_writer.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+
+namespace powersync::protocol {
+
+namespace {
+
+// Bytes JSON.stringify escapes: control characters, '"' and '\\'.
+struct EscapeTable {
+  bool needs[256] = {};
+  EscapeTable() {
+    for (int c = 0; c < 0x20; ++c) needs[c] = true;
+    needs[static_cast<unsigned char>('"')] = needs[static_cast<unsigned char>('\\')] = true;
+  }
+};
+const EscapeTable kEscape;
+
+void append_escaped(std::string& out, unsigned char c) {
+  static const char kHex[] = "0123456789abcdef";
+  switch (c) {
+    case '"': out += "\\\""; break;
+    case '\\': out += "\\\\"; break;
+    case '\b': out += "\\b"; break;
+    case '\f': out += "\\f"; break;
+    case '\n': out += "\\n"; break;
+    case '\r': out += "\\r"; break;
+    case '\t': out += "\\t"; break;
+    default:
+      out += "\\u00";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+  }
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  out.reserve(out.size() + s.size() + 2);
+  out.push_back('"');
+  size_t run_start = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (!kEscape.needs[c]) continue;
+    out.append(s.data() + run_start, i - run_start);
+    append_escaped(out, c);
+    run_start = i + 1;
+  }
+  out.append(s.data() + run_start, s.size() - run_start);
+  out.push_back('"');
+}
+
+// Number::toString (ECMAScript Number.prototype.toString with radix 10): the shortest digits that
+// round-trip, laid out in plain or exponential notation depending on the decimal exponent.
+void append_js_number(std::string& out, double v) {
+  if (std::isnan(v)) {
+    out += "NaN";
+    return;
+  }
+  if (std::isinf(v)) {
+    out += v < 0 ? "-Infinity" : "Infinity";
+    return;
+  }
+  if (v == 0) {
+    out.push_back('0');  // also -0
+    return;
+  }
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+  std::string_view sci(buf, static_cast<size_t>(res.ptr - buf));  // e.g. "-1.2345e+02"
+  if (sci.front() == '-') {
+    out.push_back('-');
+    sci.remove_prefix(1);
+  }
+  size_t e_pos = sci.find('e');
+  std::string digits;
+  for (size_t i = 0; i < e_pos; ++i)
+    if (sci[i] != '.') digits.push_back(sci[i]);
+  int exponent = std::atoi(std::string(sci.substr(e_pos + 1)).c_str());
+  int k = static_cast<int>(digits.size());
+  int n = exponent + 1;  // value = 0.d1d2...dk * 10^n
+  if (k <= n && n <= 21) {
+    out += digits;
+    out.append(static_cast<size_t>(n - k), '0');
+  } else if (0 < n && n <= 21) {
+    out.append(digits, 0, static_cast<size_t>(n));
+    out.push_back('.');
+    out.append(digits, static_cast<size_t>(n), std::string::npos);
+  } else if (-6 < n && n <= 0) {
+    out += "0.";
+    out.append(static_cast<size_t>(-n), '0');
+    out += digits;
+  } else {
+    out.push_back(digits[0]);
+    if (k > 1) {
+      out.push_back('.');
+      out.append(digits, 1, std::string::npos);
+    }
+    out.push_back('e');
+    out.push_back(n - 1 >= 0 ? '+' : '-');
+    out += std::to_string(std::abs(n - 1));
+  }
+}
+
+std::string js_number_to_string(double v) {
+  std::string out;
+  append_js_number(out, v);
+  return out;
+}
+
+namespace {
+
+void append_real(std::string& out, double v, RealFormat format) {
+  if (!std::isfinite(v)) {
+    out += "null";
+    return;
+  }
+  size_t start = out.size();
+  append_js_number(out, v);
+  if (format == RealFormat::RowJson) {
+    // JSONBig keeps REAL-ness of integral values: the text has only digits (and a sign).
+    bool integral = true;
+    for (size_t i = start; i < out.size(); ++i)
+      if (!(out[i] >= '0' && out[i] <= '9') && out[i] != '-') integral = false;
+    if (integral) out += ".0";
+  }
+}
+
+}  // namespace
+
+void append_json_value(std::string& out, const rules::Value& v, RealFormat format) {
+  switch (v.type()) {
+    case rules::ValueType::Null: out += "null"; break;
+    case rules::ValueType::Integer: {
+      char buf[24];
+      auto res = std::to_chars(buf, buf + sizeof buf, v.as_integer());
+      out.append(buf, res.ptr);
+      break;
+    }
+    case rules::ValueType::Real: append_real(out, v.as_real(), format); break;
+    case rules::ValueType::Text: append_json_string(out, v.as_text()); break;
+    case rules::ValueType::Blob: out += "null"; break;
+  }
+}
+
+std::string encode_row_json(const rules::Row& row) {
+  size_t estimate = 2;
+  for (const auto& col : row) estimate += col.name.size() + 6 + (col.value.is_text() ? col.value.as_text().size() : 20);
+  std::string out;
+  out.reserve(estimate);
+  out.push_back('{');
+  bool first = true;
+  for (const auto& col : row) {
+    if (col.value.is_blob()) continue;
+    if (!first) out.push_back(',');
+    first = false;
+    append_json_string(out, col.name);
+    out.push_back(':');
+    append_json_value(out, col.value, RealFormat::RowJson);
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::string serialize_bucket_parameters(const std::vector<rules::Value>& values) {
+  std::string out;
+  out.push_back('[');
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) out.push_back(',');
+    append_json_value(out, values[i], RealFormat::Plain);
+  }
+  out.push_back(']');
+  return out;
+}
+
+std::string bucket_id(std::string_view prefix, std::string_view name, const std::vector<rules::Value>& values) {
+  std::string out;
+  out.reserve(prefix.size() + name.size() + 16);
+  out.append(prefix);
+  out.append(name);
+  out += serialize_bucket_parameters(values);
+  return out;
+}
+
+}  // namespace powersync::protocol

@@ -1,0 +1,1 @@
+SELECT id, upper(a) AS up, b + 1 AS b1, arr ->> 0 AS first FROM t WHERE bucket.a IN t.arr

@@ -1,0 +1,1 @@
+SELECT id AS a, 1 AS _priority FROM t WHERE t.a = token_parameters.user_id AND t.b IN request.parameters() -> 'list'
