@@ -55,12 +55,16 @@ constexpr int32 kPropagate = 0x1000;
 
 HTAB* plan_cache = nullptr;
 
+// The stored SQL of a view never changes (a new definition is a new table), and the saved plans
+// revalidate themselves when a base table's definition or statistics change (plancache). So only
+// an invalidation of the view's own table (DROP, ALTER) makes us read and prepare the statements
+// again; base-table invalidations cost at most a re-plan, not a re-parse.
 void forget_plans(Datum, Oid relid) {
   if (!plan_cache) return;
   HASH_SEQ_STATUS status;
   hash_seq_init(&status, plan_cache);
   while (auto* set = (PlanSet*)hash_seq_search(&status))
-    if (relid == InvalidOid || set->key.immv == relid || set->key.base == relid) set->valid = false;
+    if (relid == InvalidOid || set->key.immv == relid) set->valid = false;
 }
 
 void init_cache() {
