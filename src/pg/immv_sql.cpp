@@ -162,17 +162,20 @@ std::vector<const Occurrence*> lockable_occurrences(const Definition& def, const
 // the same key (hash opclasses agree across integer widths). Statements with many values take one
 // view-wide exclusive key instead of many (all others hold it shared). Waiting for a key marks the
 // statement stale: it runs again and sees what the other transaction committed.
-std::string advisory_ctes(const Definition& def, const Occurrence& t, const std::string& event) {
-  if (event == "DELETE") return {};
+std::string advisory_ctes(const Definition& def, const Occurrence& t, const Occurrence& r, const std::string& event) {
   std::string values;
-  for (size_t e = 0; e < def.edges.size(); ++e)
+  auto add = [&](const std::string& select) { values += (values.empty() ? "" : " UNION ") + select; };
+  for (size_t e = 0; e < def.edges.size() && event != "DELETE"; ++e)
     for (int side = 0; side < 2; ++side) {
       const Occurrence& o = occurrence(def, def.edges[e].rt[side]);
       if (o.relid != t.relid) continue;
       const std::string& col = def.edges[e].column[side];
-      values += std::string(values.empty() ? "" : " UNION ") + "SELECT pg_catalog.hash_record(ROW(n." + col + ")) # " +
-                std::to_string(1000003 * (e + 1)) + " AS k FROM __ps_new n WHERE n." + col + " IS NOT NULL";
+      add("SELECT pg_catalog.hash_record(ROW(n." + col + ")) # " + std::to_string(1000003 * (e + 1)) +
+          " AS k FROM __ps_new n WHERE n." + col + " IS NOT NULL");
     }
+  // A LEFT JOIN's null-extended row depends on all rows of the nullable side that match an anchor
+  // row, including ones other transactions change: recomputes of the same anchor serialize on it.
+  if (r.nullable) add("SELECT pg_catalog.hash_record(ROW(s.*)) # " + std::to_string(7000003 * r.anchor) + " AS k FROM scope s");
   if (values.empty()) return {};
   std::string space = std::to_string((int64)(def.immv % 2147483647));
   auto acquire = [&](const std::string& fn, const std::string& key) {
@@ -200,7 +203,7 @@ Locking locking(const Definition& def, const Occurrence& t, const Occurrence& r,
               ") FROM fresh f) OR EXISTS (SELECT 1 FROM " + name + " WHERE locked NOT IN (SELECT f." + o.source_ctid +
               " FROM fresh f WHERE f." + o.source_ctid + " IS NOT NULL))";
   }
-  std::string advisory = advisory_ctes(def, t, event);
+  std::string advisory = advisory_ctes(def, t, r, event);
   if (!advisory.empty()) {
     l.ctes += advisory;
     checks += std::string(checks.empty() ? "" : " OR ") + "(SELECT waited FROM adv)";
