@@ -127,7 +127,11 @@ std::string apply_diff(const Definition& def, const std::string& immv, const std
          immv + " v USING diff d WHERE v.ctid = d.__ps_ctid AND d.__ps_vanished RETURNING 1),\n updated AS (" + upd +
          "),\n added AS (INSERT INTO " + immv + " (" + join(all, ", ") + ") SELECT " + join(all, ", ", "d.") +
          " FROM diff d WHERE d.__ps_ctid IS NULL RETURNING 1)\nSELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM updated) + "
-         "(SELECT count(*) FROM added), " + stale;
+         "(SELECT count(*) FROM added),\n " + stale +
+         // Rows are addressed by ctid: under READ COMMITTED a row another transaction changed meanwhile is
+         // skipped by its re-check. Fewer rows written than planned means stale: run again.
+         " OR (SELECT count(*) FROM gone) <> (SELECT count(*) FROM diff WHERE __ps_vanished AND __ps_ctid IS NOT NULL)"
+         " OR (SELECT count(*) FROM updated) <> (SELECT count(*) FROM diff WHERE NOT __ps_vanished AND __ps_differs AND __ps_ctid IS NOT NULL)";
 }
 
 // Locking for a change of r. Before writing the view, share-lock the rows of lower-ranked tables
