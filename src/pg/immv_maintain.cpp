@@ -1,6 +1,8 @@
 // The maintenance trigger of IMMVs: AFTER ... FOR EACH STATEMENT on every base table, with the
 // statement's transition tables. Runs the view's stored maintenance statements (src/pg/immv_sql.cpp),
-// prepared once per backend and kept until a relcache invalidation of the view or base table.
+// prepared once per backend per (view, table, event, size class) and kept until the view's table is
+// invalidated. UPDATEs whose view columns are byte-identical skip all SQL; UPDATEs that keep the
+// structural columns run the PROPAGATE statements; everything else recomputes.
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -101,6 +103,14 @@ AttrNumber* attnum_array(const std::string& list, int& count) {
   auto* out = (AttrNumber*)pg_call([&] { return MemoryContextAlloc(CacheMemoryContext, sizeof(AttrNumber) * attnums.size()); });
   std::copy(attnums.begin(), attnums.end(), out);
   return out;
+}
+
+// The valid cached statements of a key, or nullptr.
+PlanSet* cached_plans(Oid immv, Oid base, int32 event, bool large) {
+  if (!plan_cache) return nullptr;
+  PlanKey key{immv, base, event, large};
+  auto* set = (PlanSet*)pg_call([&] { return hash_search(plan_cache, &key, HASH_FIND, nullptr); });
+  return set && set->valid ? set : nullptr;
 }
 
 // Loads and prepares the statements (the caller registered the transition tables they refer to).
@@ -260,12 +270,16 @@ void maintain(TriggerData* td) {
   if (td->tg_oldtable) rows = std::max<int64>(rows, pg_call([&] { return tuplestore_tuple_count(td->tg_oldtable); }));
   if (td->tg_newtable) rows = std::max<int64>(rows, pg_call([&] { return tuplestore_tuple_count(td->tg_newtable); }));
   if (rows == 0 && !TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) return;  // the statement changed no row
+  bool large = rows > kLargeStatementRows;
+  if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {  // the common no-op, decided without SPI when cached
+    PlanSet* cached = cached_plans(immv, base, event, large);
+    if (cached && columns_unchanged(td, cached->compared, cached->ncompared)) return;
+  }
   AsOwner owner(immv);
   SpiConnection spi;
   pg_call([&] {
     if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER) elog(ERROR, "registering transition tables failed");
   });
-  bool large = rows > kLargeStatementRows;
   PlanSet* set = plans_for(immv, base, event, large);
   if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
     if (columns_unchanged(td, set->compared, set->ncompared)) return;  // nothing the view reads changed

@@ -5,7 +5,11 @@
 // tables, compared on the columns the view uses) give a scope of keys of an "anchor" table; every
 // view row of those anchor keys is recomputed from the current base tables (index lookups) and
 // diffed against the stored rows: vanished rows are deleted, changed rows updated in place, new rows
-// inserted. That is correct whatever else the statement or transaction changed before.
+// inserted. That is correct whatever else the statement or transaction changed before. An UPDATE
+// that keeps the table's structural columns instead propagates its value columns (propagate_sql).
+// Concurrency (no view-wide lock): row share locks on lower-ranked partner rows, advisory locks on
+// join values of new rows and on LEFT JOIN anchors; a statement that waited, or wrote fewer rows
+// than planned, reports itself stale and the trigger runs it again with a newer snapshot.
 #include <set>
 #include <stdexcept>
 
