@@ -44,6 +44,7 @@ struct PlanKey {
 struct PlanSet {
   PlanKey key;  // hash key, first
   bool valid;
+  bool recheck;  // the view's table was invalidated: check it still exists before use
   int nplans;
   SPIPlanPtr* plans;  // in CacheMemoryContext
   int ncompared;
@@ -58,15 +59,26 @@ constexpr int32 kPropagate = 0x1000;
 HTAB* plan_cache = nullptr;
 
 // The stored SQL of a view never changes (a new definition is a new table), and the saved plans
-// revalidate themselves when a base table's definition or statistics change (plancache). So only
-// an invalidation of the view's own table (DROP, ALTER) makes us read and prepare the statements
-// again; base-table invalidations cost at most a re-plan, not a re-parse.
+// revalidate themselves when a table's definition or statistics change (plancache: a re-plan, not a
+// re-parse). So an invalidation of the view's table (VACUUM and ANALYZE send them too) only makes
+// the next use check that the view still exists; base-table invalidations are the plancache's.
 void forget_plans(Datum, Oid relid) {
   if (!plan_cache) return;
   HASH_SEQ_STATUS status;
   hash_seq_init(&status, plan_cache);
   while (auto* set = (PlanSet*)hash_seq_search(&status))
-    if (relid == InvalidOid || set->key.immv == relid) set->valid = false;
+    if (relid == InvalidOid || set->key.immv == relid) set->recheck = true;
+}
+
+// Whether a cached set may be used: after an invalidation, only if its view still exists.
+bool still_valid(PlanSet* set) {
+  if (!set->valid) return false;
+  if (set->recheck) {
+    Oid immv = set->key.immv;
+    set->valid = pg_call([&] { return SearchSysCacheExists1(RELOID, ObjectIdGetDatum(immv)); });
+    set->recheck = false;
+  }
+  return set->valid;
 }
 
 void init_cache() {
@@ -110,7 +122,7 @@ PlanSet* cached_plans(Oid immv, Oid base, int32 event, bool large) {
   if (!plan_cache) return nullptr;
   PlanKey key{immv, base, event, large};
   auto* set = (PlanSet*)pg_call([&] { return hash_search(plan_cache, &key, HASH_FIND, nullptr); });
-  return set && set->valid ? set : nullptr;
+  return set && still_valid(set) ? set : nullptr;
 }
 
 // Loads and prepares the statements (the caller registered the transition tables they refer to).
@@ -119,7 +131,7 @@ PlanSet* plans_for(Oid immv, Oid base, int32 event, bool large) {
   PlanKey key{immv, base, event, large};
   bool found = false;
   PlanSet* set = (PlanSet*)pg_call([&] { return hash_search(plan_cache, &key, HASH_ENTER, &found); });
-  if (found && set->valid) return set;
+  if (found && still_valid(set)) return set;
   if (found && set->plans) {
     pg_call([&] {
       for (int i = 0; i < set->nplans; ++i) SPI_freeplan(set->plans[i]);
@@ -128,7 +140,7 @@ PlanSet* plans_for(Oid immv, Oid base, int32 event, bool large) {
   }
   if (found && set->compared) pg_call([&] { pfree(set->compared); });
   if (found && set->structural) pg_call([&] { pfree(set->structural); });
-  set->valid = false;
+  set->valid = set->recheck = false;
   set->nplans = set->ncompared = set->nstructural = 0;
   set->plans = nullptr;
   set->compared = set->structural = nullptr;
