@@ -61,5 +61,6 @@ for level in "read committed" "repeatable read" "serializable"; do
     fail "concurrent $level: pgbench exit $rc, views: $check"
   fi
 done
+pg_cluster_stop "$dir"
 [ "$FAIL" = 0 ] && rm -rf "$dir"
 finish

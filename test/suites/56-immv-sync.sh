@@ -12,7 +12,7 @@ q() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 q -c "CREATE EXTENSION powersync_pg" >/dev/null
 if [ "$(q -c "SELECT count(*) FROM pg_proc WHERE proname = 'deploy_sync_rules'")" = 0 ]; then
   echo "SKIP: powersync.deploy_sync_rules is not in this build (replication not merged)"
-  rm -rf "$dir"; finish; exit 0
+  pg_cluster_stop "$dir"; rm -rf "$dir"; finish; exit 0
 fi
 q >/dev/null <<'SQL'
 CREATE TABLE customers (id text PRIMARY KEY, name text NOT NULL);
@@ -60,5 +60,6 @@ expect "moving an order removes its items from the old customer's bucket" ann "l
 expect "... and puts them into the new customer's bucket" bob "li1=42/shipped/Bob li2=2/shipped/Bob li3=3/open/Bob li4=4/open/Bob"
 q -c "DELETE FROM customers WHERE id = 'bob'" && wait_cp >/dev/null
 expect "deleting a customer (cascading) empties its bucket" bob "li1=REMOVE li2=REMOVE li3=REMOVE li4=REMOVE"
+pg_cluster_stop "$dir"
 [ "$FAIL" = 0 ] && rm -rf "$dir"
 finish
