@@ -1,0 +1,364 @@
+// SQL text that creates, populates, refreshes and maintains an IMMV, generated once at create time
+// from its Definition and stored in the catalog (the triggers prepare it once per backend).
+//
+// Maintenance is a key-based recompute: the rows a statement changed in base table T (its transition
+// tables, compared on the columns the view uses) give a scope of keys of an "anchor" table; every
+// view row of those anchor keys is recomputed from the current base tables (index lookups) and
+// diffed against the stored rows: vanished rows are deleted, changed rows updated in place, new rows
+// inserted. That is correct whatever else the statement or transaction changed before. An UPDATE
+// that keeps the table's structural columns instead propagates its value columns (propagate_sql).
+// Concurrency (no view-wide lock): row share locks on lower-ranked partner rows, advisory locks on
+// join values of new rows and on LEFT JOIN anchors; a statement that waited, or wrote fewer rows
+// than planned, reports itself stale and the trigger runs it again with a newer snapshot.
+#include <set>
+#include <stdexcept>
+
+#include "powersync/pg/immv.h"
+
+namespace powersync::pg::immv {
+namespace {
+
+std::string join(const std::vector<std::string>& parts, const std::string& sep, const std::string& prefix = {}) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? sep : "") + prefix + parts[i];
+  return out;
+}
+
+std::string tuple(const std::vector<std::string>& cols, const std::string& prefix) {
+  return "(" + join(cols, ", ", prefix) + ")";
+}
+
+std::string equal_all(const std::vector<std::string>& cols, const std::string& a, const std::string& b) {
+  std::string out;
+  for (size_t i = 0; i < cols.size(); ++i) out += (i ? " AND " : "") + a + cols[i] + " = " + b + cols[i];
+  return out;
+}
+
+std::string equal_all_pairs(const std::vector<std::string>& a_cols, const std::vector<std::string>& b_cols,
+                            const std::string& a, const std::string& b) {
+  std::string out;
+  for (size_t i = 0; i < a_cols.size(); ++i) out += (i ? " AND " : "") + a + a_cols[i] + " = " + b + b_cols[i];
+  return out;
+}
+
+std::string distinct(const std::string& a, const std::string& b, bool as_text) {
+  return as_text ? a + "::text IS DISTINCT FROM " + b + "::text" : a + " IS DISTINCT FROM " + b;
+}
+
+std::vector<std::string> key_columns(const Definition& def) {
+  std::vector<std::string> keys;
+  for (auto& c : def.columns)
+    if (c.is_key) keys.push_back(c.name);
+  return keys;
+}
+
+const Occurrence& occurrence(const Definition& def, int rtindex) {
+  for (auto& o : def.occurrences)
+    if (o.rtindex == rtindex) return o;
+  throw std::logic_error("IMMV definition lost occurrence " + std::to_string(rtindex));
+}
+
+std::vector<std::string> numbered(const std::string& stem, size_t n) {
+  std::vector<std::string> out;
+  for (size_t i = 1; i <= n; ++i) out.push_back(stem + std::to_string(i));
+  return out;
+}
+
+// changed(k1..kn): primary keys of T's rows whose view-relevant columns this statement changed.
+std::string changed_cte(const Occurrence& t, const std::vector<std::string>& used, const std::vector<bool>& used_text,
+                        const std::string& event) {
+  std::vector<std::string> k = numbered("k", t.pk_columns.size());
+  std::string keys;
+  for (size_t i = 0; i < k.size(); ++i) keys += (i ? ", " : "") + t.pk_columns[i] + " AS " + k[i];
+  if (event == "INSERT") return "SELECT DISTINCT " + keys + " FROM __ps_new";
+  if (event == "DELETE") return "SELECT DISTINCT " + keys + " FROM __ps_old";
+  // UPDATE: keys of rows in the symmetric difference of old and new images, on the key and the
+  // columns the view reads. Set operations hash or sort, so big statements stay linear.
+  std::string image = keys;
+  for (size_t i = 0; i < used.size(); ++i) image += ", " + used[i] + (used_text[i] ? "::text" : "");
+  std::string knames = join(k, ", ");
+  return "SELECT " + knames + " FROM (SELECT " + image + " FROM __ps_old EXCEPT SELECT " + image + " FROM __ps_new) d UNION SELECT " +
+         knames + " FROM (SELECT " + image + " FROM __ps_new EXCEPT SELECT " + image + " FROM __ps_old) d";
+}
+
+// scope: keys of r's anchor whose view rows must be recomputed.
+std::string scope_cte(const Definition& def, const Occurrence& r, const std::string& immv) {
+  if (!r.nullable) return "SELECT * FROM changed";
+  const Occurrence& a = occurrence(def, r.anchor);
+  std::vector<std::string> k = numbered("c.k", r.pk_columns.size());
+  return "SELECT " + join(a.stored_keys, ", ", "v.") + " FROM ONLY " + immv + " v WHERE v." + r.stored_keys[0] +
+         " IN (SELECT ROW(" + join(k, ", ") + ")::text FROM changed c) UNION SELECT " + join(a.source_keys, ", ", "q.") +
+         " FROM (" + def.source_sql + ") q WHERE " + tuple(r.source_keys, "q.") + " IN (SELECT * FROM changed)";
+}
+
+std::string with_scope(const Definition& def, const Occurrence& t, const Occurrence& r, const std::string& event,
+                       const std::vector<std::string>& used, const std::vector<bool>& used_text, const std::string& immv) {
+  return "WITH changed AS MATERIALIZED (" + changed_cte(t, used, used_text, event) + "),\n scope AS MATERIALIZED (" +
+         scope_cte(def, r, immv) + ")";
+}
+
+std::string fresh_select(const Definition& def, const std::string& where, const std::vector<std::string>& extra = {}) {
+  std::string cols;
+  for (size_t i = 0; i < def.columns.size(); ++i)
+    cols += (i ? ", " : "") + def.columns[i].source_expr + " AS " + def.columns[i].name;
+  for (auto& e : extra) cols += ", q." + e;
+  return "SELECT " + cols + " FROM (" + def.source_sql + ") q" + (where.empty() ? "" : " WHERE " + where);
+}
+
+// The diff of `fresh` against the stored rows matching `stored_where` (alias v), as CTEs + final
+// SELECT. One full join pairs them by key; rows are then deleted, updated in place (only when a
+// value differs) or inserted, addressed by ctid so no key is looked up twice.
+std::string apply_diff(const Definition& def, const std::string& immv, const std::string& stored_where,
+                       const std::string& gate = {}, const std::string& stale = "false") {
+  std::vector<std::string> keys = key_columns(def), all, values;
+  for (auto& c : def.columns) all.push_back(c.name);
+  std::string set, differs;
+  for (auto& c : def.columns) {
+    if (c.is_key) continue;
+    values.push_back(c.name);
+    set += (set.empty() ? "" : ", ") + c.name + " = d." + c.name;
+    differs += (differs.empty() ? "" : " OR ") + distinct("s." + c.name, "f." + c.name, c.compare_as_text);
+  }
+  std::string stored_cols = join(keys, ", ", "v.") + (values.empty() ? "" : ", " + join(values, ", ", "v."));
+  std::string upd = set.empty() ? "SELECT 1 WHERE false"
+                                : "UPDATE ONLY " + immv + " v SET " + set +
+                                      " FROM diff d WHERE v.ctid = d.__ps_ctid AND NOT d.__ps_vanished AND d.__ps_differs RETURNING 1";
+  return ",\n stored AS MATERIALIZED (SELECT v.ctid AS __ps_ctid, " + stored_cols + " FROM ONLY " + immv + " v" +
+         (stored_where.empty() ? "" : " WHERE " + stored_where) + "),\n diff AS MATERIALIZED (SELECT s.__ps_ctid, " +
+         join(all, ", ", "f.") + ", f." + keys[0] + " IS NULL AS __ps_vanished, " + (differs.empty() ? "false" : differs) +
+         " AS __ps_differs FROM fresh f FULL JOIN stored s ON " + equal_all(keys, "f.", "s.") +
+         (gate.empty() ? "" : " WHERE " + gate) + "),\n gone AS (DELETE FROM ONLY " +
+         immv + " v USING diff d WHERE v.ctid = d.__ps_ctid AND d.__ps_vanished RETURNING 1),\n updated AS (" + upd +
+         "),\n added AS (INSERT INTO " + immv + " (" + join(all, ", ") + ") SELECT " + join(all, ", ", "d.") +
+         " FROM diff d WHERE d.__ps_ctid IS NULL RETURNING 1)\nSELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM updated) + "
+         "(SELECT count(*) FROM added),\n " + stale +
+         // Rows are addressed by ctid: under READ COMMITTED a row another transaction changed meanwhile is
+         // skipped by its re-check. Fewer rows written than planned means stale: run again.
+         " OR (SELECT count(*) FROM gone) <> (SELECT count(*) FROM diff WHERE __ps_vanished AND __ps_ctid IS NOT NULL)"
+         " OR (SELECT count(*) FROM updated) <> (SELECT count(*) FROM diff WHERE NOT __ps_vanished AND __ps_differs AND __ps_ctid IS NOT NULL)";
+}
+
+// Locking for a change of r. Before writing the view, share-lock the rows of lower-ranked tables
+// (and of r's table in its other appearances) that the recomputed rows combine, so that this writer
+// and a concurrent writer of one of them never both build a view row from the other's old data.
+// The rows were read from the statement's snapshot: if a lock had to wait for a writer that then
+// committed a change (the locked version differs from the one read, or the row is gone), the result
+// is flagged stale and the caller runs the statement again with a new snapshot.
+struct Locking {
+  std::vector<std::string> fresh_extra;  // source columns `fresh` must carry for it
+  std::string ctes;                      // lock CTEs and `lockdone`, after `fresh`
+  std::string gate;                      // makes the diff wait for the locks
+  std::string stale = "false";
+};
+
+// Appearances whose rows a writer of r's table must share-lock: lower-ranked tables (parents before
+// children, ties broken by oid) and the other appearances of the same table.
+std::vector<const Occurrence*> lockable_occurrences(const Definition& def, const Occurrence& t, const Occurrence& r) {
+  std::vector<const Occurrence*> lockable;
+  for (auto& o : def.occurrences) {
+    if (o.rtindex == r.rtindex) continue;
+    bool lower = o.lock_rank < t.lock_rank || (o.lock_rank == t.lock_rank && o.relid < t.relid);
+    if (lower || o.relid == t.relid) lockable.push_back(&o);
+  }
+  return lockable;
+}
+
+// Rows that do not exist yet cannot be row-locked: a transaction inserting a row (or moving one to
+// new join partners) and one inserting its partner would each miss the other. So such changes also
+// take transaction advisory locks on the join values of their new rows, one key per (equality
+// condition, value) hashed into the view's key space; equal values on both sides of a condition get
+// the same key (hash opclasses agree across integer widths). Statements with many values take one
+// view-wide exclusive key instead of many (all others hold it shared). Waiting for a key marks the
+// statement stale: it runs again and sees what the other transaction committed.
+std::string advisory_ctes(const Definition& def, const Occurrence& t, const Occurrence& r, const std::string& event) {
+  std::string values;
+  auto add = [&](const std::string& select) { values += (values.empty() ? "" : " UNION ") + select; };
+  for (size_t e = 0; e < def.edges.size() && event != "DELETE"; ++e)
+    for (int side = 0; side < 2; ++side) {
+      const Occurrence& o = occurrence(def, def.edges[e].rt[side]);
+      if (o.relid != t.relid) continue;
+      const std::string& col = def.edges[e].column[side];
+      add("SELECT pg_catalog.hash_record(ROW(n." + col + ")) # " + std::to_string(1000003 * (e + 1)) +
+          " AS k FROM __ps_new n WHERE n." + col + " IS NOT NULL");
+    }
+  // A LEFT JOIN's null-extended row depends on all rows of the nullable side that match an anchor
+  // row, including ones other transactions change: recomputes of the same anchor serialize on it.
+  if (r.nullable) add("SELECT pg_catalog.hash_record(ROW(s.*)) # " + std::to_string(7000003 * r.anchor) + " AS k FROM scope s");
+  if (values.empty()) return {};
+  std::string space = std::to_string((int64)(def.immv % 2147483647));
+  auto acquire = [&](const std::string& fn, const std::string& key) {
+    return "CASE WHEN pg_catalog.pg_try_" + fn + "(" + space + ", " + key + ") THEN false ELSE (SELECT true FROM (SELECT pg_catalog.pg_" +
+           fn + "(" + space + ", " + key + ")) w) END";
+  };
+  return ",\n advkeys AS MATERIALIZED (" + values + "),\n adv AS MATERIALIZED (SELECT CASE WHEN (SELECT count(*) FROM advkeys) > 32 THEN " +
+         acquire("advisory_xact_lock", "0") + " ELSE " + acquire("advisory_xact_lock_shared", "0") +
+         " OR coalesce((SELECT bool_or(" + acquire("advisory_xact_lock", "k") +
+         ") FROM (SELECT k FROM advkeys ORDER BY k) ordered), false) END AS waited)";  // one order: no deadlock among these
+}
+
+Locking locking(const Definition& def, const Occurrence& t, const Occurrence& r, const std::string& event) {
+  Locking l;
+  std::vector<const Occurrence*> lockable = lockable_occurrences(def, t, r);
+  std::string checks;
+  for (size_t i = 0; i < lockable.size(); ++i) {
+    const Occurrence& o = *lockable[i];
+    std::string name = "l" + std::to_string(i + 1);
+    l.fresh_extra.insert(l.fresh_extra.end(), o.source_keys.begin(), o.source_keys.end());
+    l.fresh_extra.push_back(o.source_ctid);
+    l.ctes += ",\n " + name + " AS MATERIALIZED (SELECT t.ctid AS locked FROM ONLY " + o.table_sql + " t WHERE " +
+              tuple(o.pk_columns, "t.") + " IN (SELECT " + join(o.source_keys, ", ", "f.") + " FROM fresh f) FOR SHARE OF t)";
+    checks += std::string(i ? " OR " : "") + "(SELECT count(*) FROM " + name + ") <> (SELECT count(DISTINCT f." + o.source_ctid +
+              ") FROM fresh f) OR EXISTS (SELECT 1 FROM " + name + " WHERE locked NOT IN (SELECT f." + o.source_ctid +
+              " FROM fresh f WHERE f." + o.source_ctid + " IS NOT NULL))";
+  }
+  std::string advisory = advisory_ctes(def, t, r, event);
+  if (!advisory.empty()) {
+    l.ctes += advisory;
+    checks += std::string(checks.empty() ? "" : " OR ") + "(SELECT waited FROM adv)";
+  }
+  if (checks.empty()) return l;
+  l.ctes += ",\n lockdone AS MATERIALIZED (SELECT " + checks + " AS stale)";
+  l.gate = "(SELECT stale FROM lockdone) IS NOT NULL";
+  l.stale = "(SELECT stale FROM lockdone)";
+  return l;
+}
+
+// Value propagation for an UPDATE of r's table that left every structural column alone: the view
+// rows of the changed keys keep their key and their partners, so only r's value columns change and
+// are copied from the new rows; nothing is joined or recomputed. The same locks as a recompute are
+// taken (found through the stored view rows), and a lock that waited for a committed change makes
+// the statement stale. Returns "" when r has no value columns, nullopt-like "!" when it cannot be
+// done this way (a lockable appearance on the nullable side of a LEFT JOIN).
+std::string propagate_sql(const Definition& def, const Occurrence& t, const Occurrence& r, const std::string& immv) {
+  if (r.value_columns.empty()) return {};
+  std::vector<std::string> k = numbered("k", r.pk_columns.size());
+  std::string n = "SELECT ";
+  for (size_t i = 0; i < k.size(); ++i) n += "n." + r.pk_columns[i] + " AS " + k[i] + ", ";
+  std::string set, differs;
+  for (size_t i = 0; i < r.value_columns.size(); ++i) {
+    const ValueColumn& v = r.value_columns[i];
+    std::string c = "c" + std::to_string(i + 1);
+    n += (i ? ", " : "") + v.expr_sql + " AS " + c;
+    set += (i ? ", " : "") + v.column + " = n." + c;
+    differs += (i ? " OR " : "") + distinct("v." + v.column, "n." + c, v.compare_as_text);
+  }
+  n += " FROM __ps_new n";
+  std::string match = r.nullable ? "v." + r.stored_keys[0] + " = ROW(" + join(k, ", ", "n.") + ")::text"
+                                 : equal_all_pairs(r.stored_keys, k, "v.", "n.");
+  std::string sql = "WITH n AS MATERIALIZED (" + n + ")";
+  std::string gate, stale = "false";
+  std::vector<const Occurrence*> lockable = lockable_occurrences(def, t, r);
+  if (!lockable.empty()) {
+    std::vector<std::string> keys;
+    for (auto* o : lockable) {
+      if (o->nullable) return "!";
+      keys.insert(keys.end(), o->stored_keys.begin(), o->stored_keys.end());
+    }
+    sql += ",\n targets AS MATERIALIZED (SELECT DISTINCT " + join(keys, ", ", "v.") + " FROM ONLY " + immv + " v JOIN n ON " + match + ")";
+    std::string checks;
+    for (size_t i = 0; i < lockable.size(); ++i) {
+      const Occurrence& o = *lockable[i];
+      std::string l = "l" + std::to_string(i + 1);
+      std::vector<std::string> lk = numbered("k", o.pk_columns.size());
+      std::string lk_as;
+      for (size_t j = 0; j < lk.size(); ++j) lk_as += "t." + o.pk_columns[j] + " AS " + lk[j] + ", ";
+      sql += ",\n " + l + " AS MATERIALIZED (SELECT " + lk_as + "t.ctid AS locked FROM ONLY " + o.table_sql + " t WHERE " +
+             tuple(o.pk_columns, "t.") + " IN (SELECT " + join(o.stored_keys, ", ", "x.") + " FROM targets x) FOR SHARE OF t)";
+      checks += std::string(i ? " OR " : "") + "(SELECT count(*) FROM " + l + ") <> (SELECT count(*) FROM (SELECT DISTINCT " +
+                join(o.stored_keys, ", ") + " FROM targets) d) OR EXISTS (SELECT 1 FROM " + l + " JOIN ONLY " + o.table_sql +
+                " s ON " + equal_all_pairs(o.pk_columns, lk, "s.", l + ".") + " WHERE s.ctid <> " + l + ".locked)";
+    }
+    sql += ",\n lockdone AS MATERIALIZED (SELECT " + checks + " AS stale)";
+    gate = " AND (SELECT stale FROM lockdone) IS NOT NULL";
+    stale = "(SELECT stale FROM lockdone)";
+  }
+  return sql + ",\n updated AS (UPDATE ONLY " + immv + " v SET " + set + " FROM n WHERE " + match + " AND (" + differs + ")" + gate +
+         " RETURNING 1)\nSELECT (SELECT count(*) FROM updated), " + stale;
+}
+
+}  // namespace
+
+std::string create_table_sql(const Definition& def, const std::string& immv) {
+  std::string cols;
+  for (auto& c : def.columns) cols += c.name + " " + c.type_sql + (c.is_key ? " NOT NULL" : "") + ", ";
+  // Half-empty pages let an update of a view row stay on its page (HOT: no index writes), also
+  // when one base change rewrites every row of a page, as a parent row's fan-out does.
+  return "CREATE TABLE " + immv + " (" + cols + "PRIMARY KEY (" + join(key_columns(def), ", ") + ")) WITH (fillfactor = 50)";
+}
+
+// The primary key serves the first table's scope; every other table's stored key gets an index so
+// that recomputing the rows of a changed key never scans the view.
+std::vector<std::string> create_index_sql(const Definition& def, const std::string& immv) {
+  std::vector<std::string> out;
+  for (size_t i = 1; i < def.occurrences.size(); ++i)
+    out.push_back("CREATE INDEX ON " + immv + " (" + join(def.occurrences[i].stored_keys, ", ") + ")");
+  return out;
+}
+
+std::string populate_sql(const Definition& def, const std::string& immv) {
+  std::string all;
+  for (auto& c : def.columns) all += (all.empty() ? "" : ", ") + c.name;
+  return "INSERT INTO " + immv + " (" + all + ") " + fresh_select(def, "");
+}
+
+std::string refresh_sql(const Definition& def, const std::string& immv) {
+  return "WITH fresh AS MATERIALIZED (" + fresh_select(def, "") + ")" + apply_diff(def, immv, "");
+}
+
+std::vector<TriggerSql> trigger_sql(const Definition& def, const std::string& immv) {
+  std::vector<TriggerSql> out;
+  std::set<Oid> done;
+  for (auto& t : def.occurrences) {
+    if (!done.insert(t.relid).second) continue;
+    // Columns of T the view reads through any of its appearances.
+    std::vector<std::string> used;
+    std::vector<bool> used_text;
+    for (auto& o : def.occurrences) {
+      if (o.relid != t.relid) continue;
+      for (size_t i = 0; i < o.used_columns.size(); ++i) {
+        bool seen = false;
+        for (auto& u : used) seen = seen || u == o.used_columns[i];
+        if (!seen) {
+          used.push_back(o.used_columns[i]);
+          used_text.push_back(o.used_as_text[i]);
+        }
+      }
+    }
+    for (std::string event : {"INSERT", "UPDATE", "DELETE"}) {
+      TriggerSql ts;
+      ts.base = t.relid;
+      ts.event = event;
+      for (auto& r : def.occurrences) {
+        if (r.relid != t.relid) continue;
+        const Occurrence& a = occurrence(def, r.anchor);
+        std::string prefix = with_scope(def, t, r, event, used, used_text, immv);
+        Locking lock = locking(def, t, r, event);
+        std::string in_scope = tuple(a.source_keys, "q.") + " IN (SELECT * FROM scope)";
+        ts.apply_sql.push_back(prefix + ",\n fresh AS MATERIALIZED (" + fresh_select(def, in_scope, lock.fresh_extra) + ")" +
+                               lock.ctes +
+                               apply_diff(def, immv, tuple(a.stored_keys, "v.") + " IN (SELECT * FROM scope)", lock.gate, lock.stale));
+      }
+      out.push_back(ts);
+    }
+    // UPDATEs that keep the structural columns: propagate value columns, for every appearance.
+    TriggerSql propagate;
+    propagate.base = t.relid;
+    propagate.event = "PROPAGATE";
+    bool possible = true;
+    for (auto& r : def.occurrences) {
+      if (r.relid != t.relid) continue;
+      std::string sql = propagate_sql(def, t, r, immv);
+      if (sql == "!") possible = false;
+      else if (!sql.empty()) propagate.apply_sql.push_back(sql);
+    }
+    if (possible) out.push_back(propagate);
+    TriggerSql truncate;
+    truncate.base = t.relid;
+    truncate.event = "TRUNCATE";
+    truncate.apply_sql.push_back(refresh_sql(def, immv));
+    out.push_back(truncate);
+  }
+  return out;
+}
+
+}  // namespace powersync::pg::immv
