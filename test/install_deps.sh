@@ -10,8 +10,12 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev \
   libyaml-cpp-dev nlohmann-json3-dev libssl-dev libgtest-dev \
   libboost-dev libboost-system-dev \
-  clang-14 libclang-rt-14-dev libfuzzer-14-dev \
-  nodejs npm >/dev/null
+  clang-14 libclang-rt-14-dev libfuzzer-14-dev >/dev/null
+# node + npm for the end-to-end client: keep a preinstalled node (e.g. NodeSource's, which bundles
+# npm and conflicts with Debian's npm package); otherwise take Debian's.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
 # clang++ for the fuzz targets
 command -v clang++ >/dev/null || $SUDO ln -sf /usr/bin/clang++-14 /usr/local/bin/clang++
 # End-to-end client (test/e2e): better-sqlite3 is compiled against the system's node headers
