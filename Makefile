@@ -4,6 +4,7 @@
 #   make                 extension library, gateway, test binaries
 #   make install         install the extension into the local Postgres (pg_config)
 #   make check-all       everything the README's test command runs (see test/run_all.sh)
+#   make demo            local Postgres + extension + demo rules + gateway (test/demo/run.sh)
 #
 # Sources are discovered by directory, so adding a file never needs a Makefile edit:
 #   src/rules, src/protocol   pure C++ core, compiled WITHOUT Postgres headers (enforced)
@@ -53,8 +54,9 @@ CORE_LIBS   := -lyaml-cpp -lcrypto
 
 all: $(BUILD)/unit_tests $(if $(wildcard test/conformance/*.cpp),$(BUILD)/conformance) gateway
 
-# Only src/pg sees the Postgres server headers; the core compiles without them.
-$(BUILD)/obj/src/pg/%.o: EXTRA_INCLUDES = $(PG_INCLUDES)
+# Only src/pg sees the Postgres server headers; the core compiles without them. (Postgres' headers
+# use `register`, which C++17 warns about.)
+$(BUILD)/obj/src/pg/%.o: EXTRA_INCLUDES = $(PG_INCLUDES) -Wno-register
 
 $(BUILD)/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
@@ -110,7 +112,7 @@ check-all: all
 clean-build:
 	rm -rf $(BUILD)
 
-.PHONY: gateway fuzz bench check-all clean-build
+demo:
+	bash test/demo/run.sh
 
-demo: ; bash test/demo/run.sh
-.PHONY: demo
+.PHONY: gateway fuzz bench check-all clean-build demo

@@ -6,7 +6,7 @@ SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-  build-essential g++ make pkg-config ca-certificates curl python3 \
+  build-essential g++ make pkg-config ca-certificates curl openssl python3 \
   postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev \
   libyaml-cpp-dev nlohmann-json3-dev libssl-dev libgtest-dev \
   libboost-dev libboost-system-dev \
