@@ -88,5 +88,20 @@ BEGIN;
 SELECT powersync.create_write_checkpoint('', NULL);
 ROLLBACK;
 
+-- Checkpoint requests: the client's id; the highest one per key is kept (a retry or a lower id
+-- leaves it), and it becomes visible like a write checkpoint once a checkpoint passes its head.
+BEGIN;
+UPDATE powersync.sync_rules SET state = 'STOP' WHERE state <> 'STOP';
+INSERT INTO powersync.sync_rules (id, content, state, snapshot_done, last_checkpoint, last_checkpoint_lsn)
+VALUES (900000, 'bucket_definitions: {}', 'ACTIVE', true, 6, '0/100');
+INSERT INTO powersync.checkpoints (sync_rules_id, op_id, lsn) VALUES (900000, 6, '0/100');
+SELECT powersync.request_write_checkpoint('user2', 'c9', 5) AS first, powersync.request_write_checkpoint('user2', 'c9', 3) AS lower,
+       powersync.request_write_checkpoint('user2', 'c9', 5) AS retry, powersync.request_write_checkpoint('user2', 'c9', 8) AS higher;
+SELECT powersync.write_checkpoint_at('user2', 'c9', NULL) IS NULL AS not_yet;
+UPDATE powersync.checkpoints SET lsn = pg_current_wal_lsn() WHERE op_id = 6;
+SELECT powersync.write_checkpoint_at('user2', 'c9', NULL) AS visible;
+SELECT powersync.request_write_checkpoint('user2', 'c9', 0);
+ROLLBACK;
+
 -- status() always answers, also with nothing deployed or before the worker ran.
 SELECT count(*) >= 1 AS has_rows, bool_and(slot_name LIKE 'powersync_%') AS slot_named FROM powersync.status();

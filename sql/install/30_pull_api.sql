@@ -94,6 +94,35 @@ COMMENT ON FUNCTION powersync.create_write_checkpoint(text, text) IS
   'with the next per-key counter (starting at 1), nudges the worker with logical message prefix powersync, '
   'returns the counter. Read it back with powersync.write_checkpoint_at().';
 
+-- Checkpoint requests (spec §1.8, SDK checkpointMode 'requests'): the client supplies the id. The
+-- key keeps the highest id requested; a higher id records the current WAL head, an equal or lower
+-- one (a retry) leaves the stored request alone. Returns the stored id, which later checkpoints
+-- carry as write_checkpoint once replication passed its head (write_checkpoint_at).
+CREATE FUNCTION powersync.request_write_checkpoint(user_id text, client_id text, request_id bigint) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  k text := powersync._write_checkpoint_key(user_id, client_id);
+  stored bigint;
+BEGIN
+  IF request_id IS NULL OR request_id < 1 THEN
+    RAISE EXCEPTION 'checkpoint_request_id must be between 1 and 2^63-1, got %', coalesce(request_id::text, 'NULL')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO powersync.write_checkpoints AS w (user_id, lsn, write_checkpoint)
+  VALUES (k, pg_current_wal_lsn(), request_id)
+  ON CONFLICT ON CONSTRAINT write_checkpoints_pkey
+  DO UPDATE SET lsn = CASE WHEN excluded.write_checkpoint > w.write_checkpoint THEN excluded.lsn ELSE w.lsn END,
+                write_checkpoint = greatest(w.write_checkpoint, excluded.write_checkpoint),
+                updated_at = now()
+  RETURNING w.write_checkpoint INTO stored;
+  PERFORM pg_logical_emit_message(false, 'powersync', 'ping');
+  RETURN stored;
+END $$;
+COMMENT ON FUNCTION powersync.request_write_checkpoint(text, text, bigint) IS
+  'Checkpoint request (spec §1.8): keeps the highest client-supplied id per key (user_id[/client_id]); a new '
+  'highest id records pg_current_wal_lsn() and nudges the worker. Returns the stored id; read it back with '
+  'powersync.write_checkpoint_at().';
+
 -- The write checkpoint that a checkpoint line may carry: the key's counter once the checkpoint's
 -- LSN has passed the WAL head recorded for it, else NULL (also NULL for unknown keys).
 CREATE FUNCTION powersync.write_checkpoint_at(user_id text, client_id text, at_checkpoint bigint DEFAULT NULL)

@@ -89,28 +89,17 @@ void handle_checkpoint_request(Gateway& gw, unsigned version, const VerifiedToke
                            "checkpoint_request_id must be an integer between 1 and 2^63-1"));
     return;
   }
-  // Storage keeps the highest requested id per user/client (spec §3.2 step 3); older storage
-  // versions without the function answer 501 so clients stay in the default checkpoint mode.
-  gw.pool().run(
-      "SELECT CASE WHEN to_regprocedure('powersync.request_write_checkpoint(text,text,bigint)') IS NULL THEN NULL"
-      " ELSE 1 END",
-      {}, [&gw, version, respond, user = token.user_id, client_id, request_id](PgResult probe) {
-        if (!probe.ok() || probe.rows() != 1 || probe.is_null(0, 0)) {
-          respond(error_response(version, http::status::not_implemented, "PSYNC_S2001",
-                                 "checkpoint requests are not supported by this database; use /write-checkpoint2.json"));
-          return;
-        }
-        gw.pool().run("SELECT powersync.request_write_checkpoint($1, $2, $3::bigint)::text",
-                      {user, client_id, std::to_string(request_id)}, [version, respond](PgResult r) {
-                        if (!r.ok() || r.rows() != 1 || r.is_null(0, 0)) {
-                          respond(error_response(version, http::status::internal_server_error, "PSYNC_S2001",
-                                                 "could not record the checkpoint request: " + r.error()));
-                          return;
-                        }
-                        nlohmann::json out = {{"data", {{"checkpoint_request_id", std::string(r.value(0, 0))}}}};
-                        respond(json_response(version, http::status::ok, out.dump()));
-                      });
-      });
+  // Storage keeps the highest requested id per user/client (spec §3.2 step 3).
+  gw.pool().run("SELECT powersync.request_write_checkpoint($1, $2, $3::bigint)::text",
+                {token.user_id, client_id, std::to_string(request_id)}, [version, respond](PgResult r) {
+                  if (!r.ok() || r.rows() != 1 || r.is_null(0, 0)) {
+                    respond(error_response(version, http::status::internal_server_error, "PSYNC_S2001",
+                                           "could not record the checkpoint request: " + r.error()));
+                    return;
+                  }
+                  nlohmann::json out = {{"data", {{"checkpoint_request_id", std::string(r.value(0, 0))}}}};
+                  respond(json_response(version, http::status::ok, out.dump()));
+                });
 }
 
 namespace {

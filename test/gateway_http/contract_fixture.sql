@@ -1,5 +1,5 @@
 -- A stand-in for the pull API of the replication part (powersync.checkpoint, request_buckets,
--- bucket_checksums, bucket_ops, create_write_checkpoint, write_checkpoint_at) over plain tables,
+-- bucket_checksums, bucket_ops, create/request_write_checkpoint, write_checkpoint_at) over plain tables,
 -- so that the gateway's protocol tests control every op exactly (MOVE/CLEAR targets, priorities,
 -- bucket-set changes). It implements the same SQL contract; the end-to-end suite uses the real one.
 CREATE SCHEMA powersync;
@@ -52,6 +52,13 @@ CREATE FUNCTION powersync.create_write_checkpoint(user_id text, client_id text) 
 LANGUAGE sql AS $$
   INSERT INTO powersync.fx_write_checkpoints AS w VALUES (user_id, coalesce(client_id, ''), 1, NULL)
   ON CONFLICT (user_id, client_id) DO UPDATE SET value = w.value + 1, visible_at = NULL
+  RETURNING value $$;
+
+CREATE FUNCTION powersync.request_write_checkpoint(user_id text, client_id text, request_id bigint) RETURNS bigint
+LANGUAGE sql AS $$
+  INSERT INTO powersync.fx_write_checkpoints AS w VALUES (user_id, coalesce(client_id, ''), request_id, NULL)
+  ON CONFLICT (user_id, client_id) DO UPDATE SET value = greatest(w.value, excluded.value),
+    visible_at = CASE WHEN excluded.value > w.value THEN NULL ELSE w.visible_at END
   RETURNING value $$;
 
 CREATE FUNCTION powersync.write_checkpoint_at(user_id text, client_id text, at_checkpoint bigint) RETURNS bigint

@@ -307,10 +307,18 @@ async function main() {
     assert.equal(await s.next(3000, { keepTokenLines: true }), null);
   });
 
-  await T.test('checkpoint-request answers 501 when storage lacks support, 400 on a bad id', async () => {
+  await T.test('checkpoint-request keeps the highest id per client, 400 on a bad id', async () => {
     const post = (body) => fetch(`${gw.base}/sync/checkpoint-request`, { method: 'POST', headers: { authorization: `Token ${tok()}` }, body });
     assert.equal((await post('{"client_id":"c","checkpoint_request_id":"0"}')).status, 400);
-    assert.equal((await post('{"client_id":"c","checkpoint_request_id":"5"}')).status, 501);
+    assert.equal((await post('{"client_id":"c","checkpoint_request_id":"x"}')).status, 400);
+    const stored = async (id) => {
+      const r = await post(JSON.stringify({ client_id: 'c', checkpoint_request_id: id }));
+      assert.equal(r.status, 200);
+      return (await r.json()).data.checkpoint_request_id;
+    };
+    assert.equal(await stored('5'), '5');
+    assert.equal(await stored(3), '5');
+    assert.equal(await stored('9'), '9');
   });
 
   await runCrudTests(gw);
