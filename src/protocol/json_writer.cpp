@@ -59,9 +59,19 @@ size_t next_escape(std::string_view s, size_t i) {
     std::memcpy(&x, s.data() + i, 8);
     if (any_escape(x)) break;
   }
-  if (i < s.size() && s.size() - i < 8) {  // short tail: padded with 'a' and tested as one word
-    uint64_t x = 0x6161616161616161ull;
-    std::memcpy(&x, s.data() + i, s.size() - i);
+  if (i + 8 > s.size() && i < s.size()) {  // no word was dirty; a tail of 1-7 bytes is left
+    uint64_t x;
+    if (s.size() >= 8) {  // the last 8 bytes (overlapping clean ones) as one word
+      std::memcpy(&x, s.data() + s.size() - 8, 8);
+    } else if (s.size() - i >= 4) {  // 4-7 bytes: two overlapping 4-byte loads
+      uint32_t lo, hi;
+      std::memcpy(&lo, s.data() + i, 4);
+      std::memcpy(&hi, s.data() + s.size() - 4, 4);
+      x = lo | static_cast<uint64_t>(hi) << 32;
+    } else {
+      x = 0x6161616161616161ull;  // 'a' padding
+      for (size_t k = i; k < s.size(); ++k) x = (x << 8) | static_cast<unsigned char>(s[k]);
+    }
     if (!any_escape(x)) return s.size();
   }
   for (; i < s.size(); ++i)

@@ -95,6 +95,8 @@ std::optional<DataQuery> compile_data_query(const std::string& sql, const QueryC
       col.bare_column = item.expr->name.name;
     }
     col.expr = c.expr;
+    protocol::append_json_string(col.json_key, col.name);
+    col.json_key.push_back(':');
     if (col.name == "id") has_id = true;
     q.columns.push_back(std::move(col));
   }
@@ -113,6 +115,7 @@ namespace {
 struct Field {
   const std::string* name;
   const Value* value;
+  const std::string* json_key;  // pre-encoded `"name":` of explicit columns, null for `*` columns
 };
 
 Field* find_field(std::vector<Field>& fields, const std::string& name) {
@@ -138,11 +141,11 @@ std::string write_output(const DataQuery& q, const Row& row, const EvalContext& 
       for (const auto& c : row) {
         if (!c.name.empty() && c.name[0] == '_') continue;
         if (nothing_set) {
-          fields.push_back(Field{&c.name, &c.value});
+          fields.push_back(Field{&c.name, &c.value, nullptr});
           continue;
         }
         Field* f = find_field(fields, c.name);
-        if (!f) fields.push_back(Field{&c.name, &c.value});
+        if (!f) fields.push_back(Field{&c.name, &c.value, nullptr});
         else if (f->value->is_null()) f->value = &c.value;
       }
       continue;
@@ -160,7 +163,7 @@ std::string write_output(const DataQuery& q, const Row& row, const EvalContext& 
       v = &computed.back();
     }
     if (Field* f = find_field(fields, col.name)) f->value = v;
-    else fields.push_back(Field{&col.name, v});
+    else fields.push_back(Field{&col.name, v, &col.json_key});
   }
   json.clear();
   json.reserve(64 + 24 * fields.size());
@@ -172,8 +175,12 @@ std::string write_output(const DataQuery& q, const Row& row, const EvalContext& 
     if (f.name->size() == 2 && (*f.name)[0] == 'i' && (*f.name)[1] == 'd') id = f.value;
     if (!first) json.push_back(',');
     first = false;
-    protocol::append_json_string(json, *f.name);
-    json.push_back(':');
+    if (f.json_key) {
+      json.append(*f.json_key);
+    } else {
+      protocol::append_json_string(json, *f.name);
+      json.push_back(':');
+    }
     protocol::append_json_value(json, *f.value, protocol::RealFormat::RowJson);
   }
   json.push_back('}');
