@@ -1,6 +1,8 @@
 // Data queries (`data:`): compile `SELECT <columns> FROM <table> [WHERE ...]` and evaluate it on
 // source rows into (bucket, table, id, row JSON) results (spec §4.4).
 #include <algorithm>
+#include <charconv>
+#include <cstring>
 
 #include "powersync/error.h"
 #include "powersync/protocol/json_writer.h"
@@ -124,6 +126,70 @@ Field* find_field(std::vector<Field>& fields, const std::string& name) {
   return nullptr;
 }
 
+void write_json(const std::vector<Field>& fields, std::string& json, const Value*& id);
+
+// The common case of write_json in one allocation and raw copies: every name and TEXT value is free
+// of escapes. Returns false (having written nothing) otherwise.
+bool write_clean_json(const std::vector<Field>& fields, std::string& json, const Value*& id) {
+  size_t size = 1;  // '{'
+  for (const auto& f : fields) {
+    const Value& v = *f.value;
+    if (v.is_blob()) continue;
+    if (f.json_key) {
+      size += f.json_key->size();
+    } else {
+      if (protocol::next_escape(*f.name, 0) != f.name->size()) return false;
+      size += f.name->size() + 3;
+    }
+    if (v.is_text()) {
+      if (protocol::next_escape(v.as_text(), 0) != v.as_text().size()) return false;
+      size += v.as_text().size() + 2;
+    } else if (v.is_integer()) {
+      size += 20;  // at most 20 characters; trimmed below
+    } else {
+      size += 32;  // null, or a REAL: at most 25 characters ("-1.2345678901234567e-308") + ".0"
+    }
+    size += 1;  // ',' or '}'
+  }
+  json.clear();
+  json.resize(size);
+  char* p = json.data();
+  *p++ = '{';
+  id = nullptr;
+  for (const auto& f : fields) {
+    const Value& v = *f.value;
+    if (v.is_blob()) continue;
+    if (f.name->size() == 2 && (*f.name)[0] == 'i' && (*f.name)[1] == 'd') id = &v;
+    if (p != json.data() + 1) *p++ = ',';
+    if (f.json_key) {
+      std::memcpy(p, f.json_key->data(), f.json_key->size());
+      p += f.json_key->size();
+    } else {
+      *p++ = '"';
+      std::memcpy(p, f.name->data(), f.name->size());
+      p += f.name->size();
+      *p++ = '"';
+      *p++ = ':';
+    }
+    if (v.is_text()) {
+      *p++ = '"';
+      std::memcpy(p, v.as_text().data(), v.as_text().size());
+      p += v.as_text().size();
+      *p++ = '"';
+    } else if (v.is_integer()) {
+      p = std::to_chars(p, p + 20, v.as_integer()).ptr;
+    } else {
+      std::string number;  // short: no allocation
+      protocol::append_json_value(number, v, protocol::RealFormat::RowJson);
+      std::memcpy(p, number.data(), number.size());
+      p += number.size();
+    }
+  }
+  *p++ = '}';
+  json.resize(static_cast<size_t>(p - json.data()));
+  return true;
+}
+
 // Applies the SELECT list (reference semantics: a later explicit column overwrites in place, `*`
 // never replaces a set value unless it is NULL and skips `_` columns; absent plain columns are
 // omitted) and writes the row JSON. Returns the object id.
@@ -165,11 +231,23 @@ std::string write_output(const DataQuery& q, const Row& row, const EvalContext& 
     if (Field* f = find_field(fields, col.name)) f->value = v;
     else fields.push_back(Field{&col.name, v, &col.json_key});
   }
+  const Value* id = nullptr;
+  if (!write_clean_json(fields, json, id)) write_json(fields, json, id);
+  if (!id) return "";
+  if (id->is_text()) return id->as_text();
+  return cast_as_text(*id).value_or("");
+}
+
+}  // namespace
+
+namespace {
+
+void write_json(const std::vector<Field>& fields, std::string& json, const Value*& id) {
   json.clear();
   json.reserve(64 + 24 * fields.size());
   json.push_back('{');
   bool first = true;
-  const Value* id = nullptr;
+  id = nullptr;
   for (const auto& f : fields) {
     if (f.value->is_blob()) continue;  // BLOBs are not JSON values: dropped
     if (f.name->size() == 2 && (*f.name)[0] == 'i' && (*f.name)[1] == 'd') id = f.value;
@@ -184,14 +262,7 @@ std::string write_output(const DataQuery& q, const Row& row, const EvalContext& 
     protocol::append_json_value(json, *f.value, protocol::RealFormat::RowJson);
   }
   json.push_back('}');
-  if (!id) return "";
-  if (id->is_text()) return id->as_text();
-  return cast_as_text(*id).value_or("");
 }
-
-}  // namespace
-
-namespace {
 
 // Appends `prefix + definition + [values...]` for the `n` values starting at `values`.
 std::string bucket_id_of(const std::string& prefix, const std::string& definition, const Value* values, size_t n) {
