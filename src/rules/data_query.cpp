@@ -267,6 +267,24 @@ void write_json(const std::vector<Field>& fields, std::string& json, const Value
 // Appends `prefix + definition + [values...]` for the `n` values starting at `values`.
 std::string bucket_id_of(const std::string& prefix, const std::string& definition, const Value* values, size_t n) {
   std::string bucket;
+  if (n == 1 && values[0].is_text() &&
+      protocol::next_escape(values[0].as_text(), 0) == values[0].as_text().size()) {
+    // The common `definition["value"]`: sized once, copied raw.
+    const std::string& v = values[0].as_text();
+    bucket.resize(prefix.size() + definition.size() + v.size() + 4);
+    char* p = bucket.data();
+    std::memcpy(p, prefix.data(), prefix.size());
+    p += prefix.size();
+    std::memcpy(p, definition.data(), definition.size());
+    p += definition.size();
+    *p++ = '[';
+    *p++ = '"';
+    std::memcpy(p, v.data(), v.size());
+    p += v.size();
+    *p++ = '"';
+    *p = ']';
+    return bucket;
+  }
   bucket.reserve(prefix.size() + definition.size() + 2 + 16 * n);
   bucket.append(prefix).append(definition).push_back('[');
   for (size_t i = 0; i < n; ++i) {
