@@ -42,15 +42,37 @@ void append_escaped(std::string& out, unsigned char c) {
 
 // Position of the first byte needing an escape at or after `i` (s.size() if none). Scans eight
 // bytes at a time: most strings have nothing to escape.
-size_t next_escape(std::string_view s, size_t i) {
+namespace {
+// True when one of the 8 bytes of `x` is a control character, '"' or '\\'.
+inline bool any_escape(uint64_t x) {
   constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  uint64_t control = (x - 0x20 * kOnes) & ~x & kHigh;  // some byte < 0x20
+  uint64_t q = x ^ (0x22 * kOnes), b = x ^ (0x5C * kOnes);
+  uint64_t quote = (q - kOnes) & ~q & kHigh, backslash = (b - kOnes) & ~b & kHigh;
+  return (control | quote | backslash) != 0;
+}
+}  // namespace
+
+size_t next_escape(std::string_view s, size_t i) {
   for (; i + 8 <= s.size(); i += 8) {
     uint64_t x;
     std::memcpy(&x, s.data() + i, 8);
-    uint64_t control = (x - 0x20 * kOnes) & ~x & kHigh;  // some byte < 0x20
-    uint64_t q = x ^ (0x22 * kOnes), b = x ^ (0x5C * kOnes);
-    uint64_t quote = (q - kOnes) & ~q & kHigh, backslash = (b - kOnes) & ~b & kHigh;
-    if (control | quote | backslash) break;
+    if (any_escape(x)) break;
+  }
+  if (i + 8 > s.size() && i < s.size()) {  // no word was dirty; a tail of 1-7 bytes is left
+    uint64_t x;
+    if (s.size() >= 8) {  // the last 8 bytes (overlapping clean ones) as one word
+      std::memcpy(&x, s.data() + s.size() - 8, 8);
+    } else if (s.size() - i >= 4) {  // 4-7 bytes: two overlapping 4-byte loads
+      uint32_t lo, hi;
+      std::memcpy(&lo, s.data() + i, 4);
+      std::memcpy(&hi, s.data() + s.size() - 4, 4);
+      x = lo | static_cast<uint64_t>(hi) << 32;
+    } else {
+      x = 0x6161616161616161ull;  // 'a' padding
+      for (size_t k = i; k < s.size(); ++k) x = (x << 8) | static_cast<unsigned char>(s[k]);
+    }
+    if (!any_escape(x)) return s.size();
   }
   for (; i < s.size(); ++i)
     if (kEscape.needs[static_cast<unsigned char>(s[i])]) return i;
@@ -58,10 +80,15 @@ size_t next_escape(std::string_view s, size_t i) {
 }
 
 void append_json_string(std::string& out, std::string_view s) {
-  out.reserve(out.size() + s.size() + 2);
+  size_t i = next_escape(s, 0);
   out.push_back('"');
+  if (i == s.size()) {  // the common case: one copy, no reserve (a call, not inlined) needed
+    out.append(s.data(), s.size());
+    out.push_back('"');
+    return;
+  }
   size_t run_start = 0;
-  for (size_t i = next_escape(s, 0); i < s.size(); i = next_escape(s, i + 1)) {
+  for (; i < s.size(); i = next_escape(s, i + 1)) {
     out.append(s.data() + run_start, i - run_start);
     append_escaped(out, static_cast<unsigned char>(s[i]));
     run_start = i + 1;
@@ -69,6 +96,37 @@ void append_json_string(std::string& out, std::string_view s) {
   out.append(s.data() + run_start, s.size() - run_start);
   out.push_back('"');
 }
+
+namespace {
+
+// Fast path of append_js_number for non-integral values with at most 3 decimals below 1e6 (money,
+// ratings, ...): finds m with m / 10^k == v for the smallest k. The candidate parses back to v
+// (the division is correctly rounded), and below 1e6 a double's rounding interval (< 1e-9 wide)
+// holds at most one number with k <= 3 decimals, so it is the shortest round-trip text JS prints.
+bool append_short_decimal(std::string& out, double v) {
+  const double a = std::fabs(v);
+  if (!(a < 1e6)) return false;
+  static const double kScale[] = {10.0, 100.0, 1000.0};
+  for (int k = 1; k <= 3; ++k) {
+    const double m = std::nearbyint(a * kScale[k - 1]);
+    if (m / kScale[k - 1] != a) continue;
+    auto scaled = static_cast<int64_t>(m);
+    if (scaled % 10 == 0) return false;  // would have matched a smaller k: leave it to the general path
+    int64_t unit = k == 1 ? 10 : k == 2 ? 100 : 1000;
+    char buf[40];
+    char* p = buf;
+    if (v < 0) *p++ = '-';
+    p = std::to_chars(p, buf + sizeof buf, scaled / unit).ptr;
+    *p++ = '.';
+    int64_t frac = scaled % unit;
+    for (int64_t d = unit / 10; d > 0; d /= 10) *p++ = static_cast<char>('0' + (frac / d) % 10);
+    out.append(buf, p);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 // Number::toString (ECMAScript Number.prototype.toString with radix 10): the shortest digits that
 // round-trip, laid out in plain or exponential notation depending on the decimal exponent.
@@ -91,6 +149,7 @@ void append_js_number(std::string& out, double v) {
     out.append(buf, res.ptr);
     return;
   }
+  if (append_short_decimal(out, v)) return;
   char buf[64];
   auto res = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
   std::string_view sci(buf, static_cast<size_t>(res.ptr - buf));  // e.g. "-1.2345e+02"

@@ -1,6 +1,8 @@
 // Data queries (`data:`): compile `SELECT <columns> FROM <table> [WHERE ...]` and evaluate it on
 // source rows into (bucket, table, id, row JSON) results (spec §4.4).
 #include <algorithm>
+#include <charconv>
+#include <cstring>
 
 #include "powersync/error.h"
 #include "powersync/protocol/json_writer.h"
@@ -95,6 +97,8 @@ std::optional<DataQuery> compile_data_query(const std::string& sql, const QueryC
       col.bare_column = item.expr->name.name;
     }
     col.expr = c.expr;
+    protocol::append_json_string(col.json_key, col.name);
+    col.json_key.push_back(':');
     if (col.name == "id") has_id = true;
     q.columns.push_back(std::move(col));
   }
@@ -113,12 +117,77 @@ namespace {
 struct Field {
   const std::string* name;
   const Value* value;
+  const std::string* json_key;  // pre-encoded `"name":` of explicit columns, null for `*` columns
 };
 
 Field* find_field(std::vector<Field>& fields, const std::string& name) {
   for (auto& f : fields)
     if (*f.name == name) return &f;
   return nullptr;
+}
+
+void write_json(const std::vector<Field>& fields, std::string& json, const Value*& id);
+
+// The common case of write_json in one allocation and raw copies: every name and TEXT value is free
+// of escapes. Returns false (having written nothing) otherwise.
+bool write_clean_json(const std::vector<Field>& fields, std::string& json, const Value*& id) {
+  size_t size = 1;  // '{'
+  for (const auto& f : fields) {
+    const Value& v = *f.value;
+    if (v.is_blob()) continue;
+    if (f.json_key) {
+      size += f.json_key->size();
+    } else {
+      if (protocol::next_escape(*f.name, 0) != f.name->size()) return false;
+      size += f.name->size() + 3;
+    }
+    if (v.is_text()) {
+      if (protocol::next_escape(v.as_text(), 0) != v.as_text().size()) return false;
+      size += v.as_text().size() + 2;
+    } else if (v.is_integer()) {
+      size += 20;  // at most 20 characters; trimmed below
+    } else {
+      size += 32;  // null, or a REAL: at most 25 characters ("-1.2345678901234567e-308") + ".0"
+    }
+    size += 1;  // ',' or '}'
+  }
+  json.clear();
+  json.resize(size);
+  char* p = json.data();
+  *p++ = '{';
+  id = nullptr;
+  for (const auto& f : fields) {
+    const Value& v = *f.value;
+    if (v.is_blob()) continue;
+    if (f.name->size() == 2 && (*f.name)[0] == 'i' && (*f.name)[1] == 'd') id = &v;
+    if (p != json.data() + 1) *p++ = ',';
+    if (f.json_key) {
+      std::memcpy(p, f.json_key->data(), f.json_key->size());
+      p += f.json_key->size();
+    } else {
+      *p++ = '"';
+      std::memcpy(p, f.name->data(), f.name->size());
+      p += f.name->size();
+      *p++ = '"';
+      *p++ = ':';
+    }
+    if (v.is_text()) {
+      *p++ = '"';
+      std::memcpy(p, v.as_text().data(), v.as_text().size());
+      p += v.as_text().size();
+      *p++ = '"';
+    } else if (v.is_integer()) {
+      p = std::to_chars(p, p + 20, v.as_integer()).ptr;
+    } else {
+      std::string number;  // short: no allocation
+      protocol::append_json_value(number, v, protocol::RealFormat::RowJson);
+      std::memcpy(p, number.data(), number.size());
+      p += number.size();
+    }
+  }
+  *p++ = '}';
+  json.resize(static_cast<size_t>(p - json.data()));
+  return true;
 }
 
 // Applies the SELECT list (reference semantics: a later explicit column overwrites in place, `*`
@@ -138,11 +207,11 @@ std::string write_output(const DataQuery& q, const Row& row, const EvalContext& 
       for (const auto& c : row) {
         if (!c.name.empty() && c.name[0] == '_') continue;
         if (nothing_set) {
-          fields.push_back(Field{&c.name, &c.value});
+          fields.push_back(Field{&c.name, &c.value, nullptr});
           continue;
         }
         Field* f = find_field(fields, c.name);
-        if (!f) fields.push_back(Field{&c.name, &c.value});
+        if (!f) fields.push_back(Field{&c.name, &c.value, nullptr});
         else if (f->value->is_null()) f->value = &c.value;
       }
       continue;
@@ -160,23 +229,10 @@ std::string write_output(const DataQuery& q, const Row& row, const EvalContext& 
       v = &computed.back();
     }
     if (Field* f = find_field(fields, col.name)) f->value = v;
-    else fields.push_back(Field{&col.name, v});
+    else fields.push_back(Field{&col.name, v, &col.json_key});
   }
-  json.clear();
-  json.reserve(64 + 24 * fields.size());
-  json.push_back('{');
-  bool first = true;
   const Value* id = nullptr;
-  for (const auto& f : fields) {
-    if (f.value->is_blob()) continue;  // BLOBs are not JSON values: dropped
-    if (f.name->size() == 2 && (*f.name)[0] == 'i' && (*f.name)[1] == 'd') id = f.value;
-    if (!first) json.push_back(',');
-    first = false;
-    protocol::append_json_string(json, *f.name);
-    json.push_back(':');
-    protocol::append_json_value(json, *f.value, protocol::RealFormat::RowJson);
-  }
-  json.push_back('}');
+  if (!write_clean_json(fields, json, id)) write_json(fields, json, id);
   if (!id) return "";
   if (id->is_text()) return id->as_text();
   return cast_as_text(*id).value_or("");
@@ -186,9 +242,49 @@ std::string write_output(const DataQuery& q, const Row& row, const EvalContext& 
 
 namespace {
 
+void write_json(const std::vector<Field>& fields, std::string& json, const Value*& id) {
+  json.clear();
+  json.reserve(64 + 24 * fields.size());
+  json.push_back('{');
+  bool first = true;
+  id = nullptr;
+  for (const auto& f : fields) {
+    if (f.value->is_blob()) continue;  // BLOBs are not JSON values: dropped
+    if (f.name->size() == 2 && (*f.name)[0] == 'i' && (*f.name)[1] == 'd') id = f.value;
+    if (!first) json.push_back(',');
+    first = false;
+    if (f.json_key) {
+      json.append(*f.json_key);
+    } else {
+      protocol::append_json_string(json, *f.name);
+      json.push_back(':');
+    }
+    protocol::append_json_value(json, *f.value, protocol::RealFormat::RowJson);
+  }
+  json.push_back('}');
+}
+
 // Appends `prefix + definition + [values...]` for the `n` values starting at `values`.
 std::string bucket_id_of(const std::string& prefix, const std::string& definition, const Value* values, size_t n) {
   std::string bucket;
+  if (n == 1 && values[0].is_text() &&
+      protocol::next_escape(values[0].as_text(), 0) == values[0].as_text().size()) {
+    // The common `definition["value"]`: sized once, copied raw.
+    const std::string& v = values[0].as_text();
+    bucket.resize(prefix.size() + definition.size() + v.size() + 4);
+    char* p = bucket.data();
+    std::memcpy(p, prefix.data(), prefix.size());
+    p += prefix.size();
+    std::memcpy(p, definition.data(), definition.size());
+    p += definition.size();
+    *p++ = '[';
+    *p++ = '"';
+    std::memcpy(p, v.data(), v.size());
+    p += v.size();
+    *p++ = '"';
+    *p = ']';
+    return bucket;
+  }
   bucket.reserve(prefix.size() + definition.size() + 2 + 16 * n);
   bucket.append(prefix).append(definition).push_back('[');
   for (size_t i = 0; i < n; ++i) {

@@ -26,6 +26,7 @@ struct OutputColumn {
   enum class Kind { Expression, Star };
   Kind kind = Kind::Expression;
   std::string name;
+  std::string json_key;  // `"name":` JSON-encoded once at compile time
   std::shared_ptr<Expression> expr;
   std::string bare_column;  // set when the expression is a plain column: absent columns are omitted
 };

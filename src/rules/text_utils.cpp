@@ -85,14 +85,16 @@ const char* special_upper(char32_t cp) {
   }
 }
 
-template <typename Map>
-std::string map_case(std::string_view s, char (*ascii)(char), Map map, bool upper) {
+// `ascii` is a template parameter (not a function pointer) so the ASCII loop inlines it.
+template <typename Ascii, typename Map>
+std::string map_case(std::string_view s, Ascii ascii, Map map, bool upper) {
   std::string out;
-  out.reserve(s.size());
   if (is_ascii(s)) {
-    for (char c : s) out.push_back(ascii(c));
+    out.assign(s.data(), s.size());
+    for (char& c : out) c = ascii(c);
     return out;
   }
+  out.reserve(s.size());
   locale_t loc = unicode_locale();
   size_t i = 0;
   while (i < s.size()) {

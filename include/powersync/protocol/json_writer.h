@@ -14,6 +14,8 @@ namespace powersync::protocol {
 // Appends `s` as a JSON string literal with JSON.stringify escaping: \" \\ \b \f \n \r \t, other
 // control characters as \u00xx; everything else (non-ASCII UTF-8 included) verbatim.
 void append_json_string(std::string& out, std::string_view s);
+// Position of the first byte of `s` at or after `from` that append_json_string escapes (s.size() if none).
+size_t next_escape(std::string_view s, size_t from);
 
 // JavaScript Number.prototype.toString(): shortest round-trip digits, `1e+21`, `1.5e-7`, `-0` -> `0`,
 // `NaN`, `Infinity`, `-Infinity`. Used for REAL -> TEXT casts.
