@@ -1,12 +1,14 @@
 // The change batch of a replication round: a current_data cache (prefetched in bulk) and the pending
 // ops/lookups, written with one array-parameter statement per table at flush time. Op ids are taken
-// from powersync.op_id_sequence in generation order; cumulative checksums continue bucket_state.
+// from powersync.op_id_sequence as one block per flush, in generation order; cumulative checksums
+// continue bucket_state.
 #include "powersync/rules/sync_rules.h"  // first: Postgres headers redefine snprintf, which breaks nlohmann/json
 extern "C" {
 #include "postgres.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
+#include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 }
@@ -53,8 +55,15 @@ Oid op_id_sequence() {
   return pg_call([] { return get_relname_relid("op_id_sequence", get_namespace_oid("powersync", false)); });
 }
 
-int64_t next_op_id(Oid seq) {
-  return pg_call([&] { return nextval_internal(seq, false); });
+// Takes n consecutive op ids in one step (one nextval + one setval instead of n nextvals). Only the
+// replication worker of the database takes ids from this sequence, so nothing can interleave between the
+// two calls; both are WAL-logged like nextval, and ids of an aborted round are simply skipped.
+int64_t reserve_op_ids(Oid seq, int64_t n) {
+  return pg_call([&] {
+    int64_t first = nextval_internal(seq, false);
+    if (n > 1) DirectFunctionCall2(setval_oid, ObjectIdGetDatum(seq), Int64GetDatum(first + n - 1));
+    return first;
+  });
 }
 
 // Runs a flush under its own memory context so that parameter arrays do not accumulate in a long round.
@@ -207,13 +216,13 @@ void ChangeBatch::write_records() {
     spi::release();
   }
 
-  Oid seq = op_id_sequence();
+  int64_t next_id = reserve_op_ids(op_id_sequence(), static_cast<int64_t>(records_.size()));
   std::vector<std::string> o_bucket, o_op, o_type, o_id, o_subkey, o_data, l_key, l_lookup, l_params;
   std::vector<int64_t> o_opid, o_version, o_checksum, o_cum, o_count, l_id, l_version;
   std::vector<int32_t> l_table;
   std::vector<bool> o_data_null;
   for (auto& r : records_) {
-    int64_t op_id = next_op_id(seq);
+    int64_t op_id = next_id++;
     max_op_id_ = op_id;
     if (r.kind == PendingRecord::Kind::Lookup) {
       l_id.push_back(op_id);
