@@ -527,6 +527,12 @@ Definition analyse_view_query(const std::string& text) {
   classify_columns(q, def, occs);
   add_key_columns(q, def, occs);
   def.source_sql = deparse(q, true);
+  Query* unfiltered = (Query*)pg_call([&] {
+    Query* copy = (Query*)copyObjectImpl(q);
+    copy->jointree->quals = nullptr;
+    return copy;
+  });
+  def.reach_sql = deparse(unfiltered, true);
   for (auto& [rt, o] : occs) {
     for (int attno : used[rt]) {
       Oid relid = o.relid;

@@ -139,13 +139,14 @@ std::string apply_diff(const Definition& def, const std::string& immv, const std
 }
 
 // Locking for a change of r. Before writing the view, share-lock the rows of lower-ranked tables
-// (and of r's table in its other appearances) that the recomputed rows combine, so that this writer
+// (and of r's table in its other appearances) that the changed rows combine with, so that this writer
 // and a concurrent writer of one of them never both build a view row from the other's old data.
-// The rows were read from the statement's snapshot: if a lock had to wait for a writer that then
-// committed a change (the locked version differs from the one read, or the row is gone), the result
-// is flagged stale and the caller runs the statement again with a new snapshot.
+// They are found through the joins alone (reach_sql: the query without its WHERE), not through the
+// view rows: a row the filter hides now may be shown by the partner's concurrent change, which then
+// reads this writer's row as it was. The rows were read from the statement's snapshot: if a lock had
+// to wait for a writer that then committed a change (the locked version differs from the one read, or
+// the row is gone), the result is flagged stale and the caller runs the statement again.
 struct Locking {
-  std::vector<std::string> fresh_extra;  // source columns `fresh` must carry for it
   std::string ctes;                      // lock CTEs and `lockdone`, after `fresh`
   std::string gate;                      // makes the diff wait for the locks
   std::string stale = "false";
@@ -196,21 +197,23 @@ std::string advisory_ctes(const Definition& def, const Occurrence& t, const Occu
          ") FROM (SELECT k FROM advkeys ORDER BY k) ordered), false) END AS waited)";  // one order: no deadlock among these
 }
 
-Locking locking(const Definition& def, const Occurrence& t, const Occurrence& r, const std::string& event) {
+Locking locking(const Definition& def, const Occurrence& t, const Occurrence& r, const std::string& event,
+                const std::string& in_scope) {
   Locking l;
   std::vector<const Occurrence*> lockable = lockable_occurrences(def, t, r);
-  std::string checks;
+  std::string checks, reached;
   for (size_t i = 0; i < lockable.size(); ++i) {
     const Occurrence& o = *lockable[i];
     std::string name = "l" + std::to_string(i + 1);
-    l.fresh_extra.insert(l.fresh_extra.end(), o.source_keys.begin(), o.source_keys.end());
-    l.fresh_extra.push_back(o.source_ctid);
+    reached += (reached.empty() ? "" : ", ") + join(o.source_keys, ", ", "q.") + ", q." + o.source_ctid;
     l.ctes += ",\n " + name + " AS MATERIALIZED (SELECT t.ctid AS locked FROM ONLY " + o.table_sql + " t WHERE " +
-              tuple(o.pk_columns, "t.") + " IN (SELECT " + join(o.source_keys, ", ", "f.") + " FROM fresh f) FOR SHARE OF t)";
+              tuple(o.pk_columns, "t.") + " IN (SELECT " + join(o.source_keys, ", ", "f.") + " FROM reach f) FOR SHARE OF t)";
     checks += std::string(i ? " OR " : "") + "(SELECT count(*) FROM " + name + ") <> (SELECT count(DISTINCT f." + o.source_ctid +
-              ") FROM fresh f) OR EXISTS (SELECT 1 FROM " + name + " WHERE locked NOT IN (SELECT f." + o.source_ctid +
-              " FROM fresh f WHERE f." + o.source_ctid + " IS NOT NULL))";
+              ") FROM reach f) OR EXISTS (SELECT 1 FROM " + name + " WHERE locked NOT IN (SELECT f." + o.source_ctid +
+              " FROM reach f WHERE f." + o.source_ctid + " IS NOT NULL))";
   }
+  if (!lockable.empty())
+    l.ctes = ",\n reach AS MATERIALIZED (SELECT " + reached + " FROM (" + def.reach_sql + ") q WHERE " + in_scope + ")" + l.ctes;
   std::string advisory = advisory_ctes(def, t, r, event);
   if (!advisory.empty()) {
     l.ctes += advisory;
@@ -252,9 +255,11 @@ std::string propagate_sql(const Definition& def, const Occurrence& t, const Occu
     std::vector<std::string> keys;
     for (auto* o : lockable) {
       if (o->nullable) return "!";
-      keys.insert(keys.end(), o->stored_keys.begin(), o->stored_keys.end());
+      keys.insert(keys.end(), o->source_keys.begin(), o->source_keys.end());
     }
-    sql += ",\n targets AS MATERIALIZED (SELECT DISTINCT " + join(keys, ", ", "v.") + " FROM ONLY " + immv + " v JOIN n ON " + match + ")";
+    // Through the joins, not the view rows: see Locking.
+    sql += ",\n targets AS MATERIALIZED (SELECT DISTINCT " + join(keys, ", ", "q.") + " FROM (" + def.reach_sql + ") q WHERE " +
+           tuple(r.source_keys, "q.") + " IN (SELECT " + join(k, ", ") + " FROM n))";
     std::string checks;
     for (size_t i = 0; i < lockable.size(); ++i) {
       const Occurrence& o = *lockable[i];
@@ -263,9 +268,9 @@ std::string propagate_sql(const Definition& def, const Occurrence& t, const Occu
       std::string lk_as;
       for (size_t j = 0; j < lk.size(); ++j) lk_as += "t." + o.pk_columns[j] + " AS " + lk[j] + ", ";
       sql += ",\n " + l + " AS MATERIALIZED (SELECT " + lk_as + "t.ctid AS locked FROM ONLY " + o.table_sql + " t WHERE " +
-             tuple(o.pk_columns, "t.") + " IN (SELECT " + join(o.stored_keys, ", ", "x.") + " FROM targets x) FOR SHARE OF t)";
+             tuple(o.pk_columns, "t.") + " IN (SELECT " + join(o.source_keys, ", ", "x.") + " FROM targets x) FOR SHARE OF t)";
       checks += std::string(i ? " OR " : "") + "(SELECT count(*) FROM " + l + ") <> (SELECT count(*) FROM (SELECT DISTINCT " +
-                join(o.stored_keys, ", ") + " FROM targets) d) OR EXISTS (SELECT 1 FROM " + l + " JOIN ONLY " + o.table_sql +
+                join(o.source_keys, ", ") + " FROM targets) d) OR EXISTS (SELECT 1 FROM " + l + " JOIN ONLY " + o.table_sql +
                 " s ON " + equal_all_pairs(o.pk_columns, lk, "s.", l + ".") + " WHERE s.ctid <> " + l + ".locked)";
     }
     sql += ",\n lockdone AS MATERIALIZED (SELECT " + checks + " AS stale)";
@@ -332,9 +337,9 @@ std::vector<TriggerSql> trigger_sql(const Definition& def, const std::string& im
         if (r.relid != t.relid) continue;
         const Occurrence& a = occurrence(def, r.anchor);
         std::string prefix = with_scope(def, t, r, event, used, used_text, immv);
-        Locking lock = locking(def, t, r, event);
         std::string in_scope = tuple(a.source_keys, "q.") + " IN (SELECT * FROM scope)";
-        ts.apply_sql.push_back(prefix + ",\n fresh AS MATERIALIZED (" + fresh_select(def, in_scope, lock.fresh_extra) + ")" +
+        Locking lock = locking(def, t, r, event, in_scope);
+        ts.apply_sql.push_back(prefix + ",\n fresh AS MATERIALIZED (" + fresh_select(def, in_scope) + ")" +
                                lock.ctes +
                                apply_diff(def, immv, tuple(a.stored_keys, "v.") + " IN (SELECT * FROM scope)", lock.gate, lock.stale));
       }

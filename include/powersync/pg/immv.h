@@ -62,6 +62,8 @@ struct Definition {
   std::vector<JoinEdge> edges;
   std::string definition_sql;       // the query as Postgres reads it back (for display)
   std::string source_sql;           // view columns followed by every occurrence's raw key columns
+  std::string reach_sql;            // source_sql without its WHERE: every row combination the joins
+                                    // reach, also those the filter hides (maintenance locks them)
   std::vector<OutputColumn> columns;  // user columns then hidden key columns, in table order
   std::vector<Occurrence> occurrences;
 };
