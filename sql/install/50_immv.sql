@@ -34,6 +34,8 @@ CREATE TABLE powersync.immv_statements (
   event text NOT NULL CHECK (event IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'PROPAGATE')),
   ord   int NOT NULL,
   sql   text NOT NULL,
+  -- run first when set: takes the advisory keys of `sql` before its snapshot, returns them as its $1
+  lock_sql text,
   PRIMARY KEY (immv, base, event, ord)
 );
 

@@ -277,6 +277,36 @@ void walk_from(Query* q, Node* n, int nullable_anchor, JoinGraph& graph, std::ma
   check_condition(q, f->quals, graph, occs, edges);
 }
 
+// Keeps only the conjuncts joining two tables (equalities, checked by walk_from) in every WHERE and
+// ON condition: what remains reaches every row combination a filter could show, wherever the
+// filter is written (maintenance locks through it, see reach_sql).
+Node* join_conditions_only(Query* q, Node* quals) {
+  if (!quals) return nullptr;
+  return pg_call([&]() -> Node* {
+    List* kept = NIL;
+    ListCell* lc;
+    foreach (lc, make_ands_implicit((Expr*)quals)) {
+      Node* c = (Node*)lfirst(lc);
+      if (bms_num_members(pull_varnos(nullptr, flatten_join_alias_vars(q, c))) >= 2) kept = lappend(kept, c);
+    }
+    return kept ? (Node*)make_ands_explicit(kept) : nullptr;
+  });
+}
+
+void strip_filters(Query* q, Node* n) {
+  if (IsA(n, JoinExpr)) {
+    JoinExpr* j = (JoinExpr*)n;
+    strip_filters(q, j->larg);
+    strip_filters(q, j->rarg);
+    j->quals = join_conditions_only(q, j->quals);
+  } else if (IsA(n, FromExpr)) {
+    FromExpr* f = (FromExpr*)n;
+    ListCell* lc;
+    foreach (lc, f->fromlist) strip_filters(q, (Node*)lfirst(lc));
+    f->quals = join_conditions_only(q, f->quals);
+  }
+}
+
 void collect_base_tables(Query* q, std::map<int, Occurrence>& occs) {
   int rtindex = 0;
   ListCell* lc;
@@ -527,11 +557,8 @@ Definition analyse_view_query(const std::string& text) {
   classify_columns(q, def, occs);
   add_key_columns(q, def, occs);
   def.source_sql = deparse(q, true);
-  Query* unfiltered = (Query*)pg_call([&] {
-    Query* copy = (Query*)copyObjectImpl(q);
-    copy->jointree->quals = nullptr;
-    return copy;
-  });
+  Query* unfiltered = (Query*)pg_call([&] { return copyObjectImpl(q); });
+  strip_filters(unfiltered, (Node*)unfiltered->jointree);
   def.reach_sql = deparse(unfiltered, true);
   for (auto& [rt, o] : occs) {
     for (int attno : used[rt]) {

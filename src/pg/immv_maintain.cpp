@@ -16,6 +16,7 @@ extern "C" {
 #include "catalog/pg_class.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
+#include "catalog/pg_type.h"
 #include "utils/datum.h"
 #include "utils/tuplestore.h"
 #include "commands/trigger.h"
@@ -47,6 +48,7 @@ struct PlanSet {
   bool recheck;  // the view's table was invalidated: check it still exists before use
   int nplans;
   SPIPlanPtr* plans;  // in CacheMemoryContext
+  SPIPlanPtr* lock_plans;  // in CacheMemoryContext: per plan, its pre-lock statement or nullptr
   int ncompared;
   AttrNumber* compared;    // in CacheMemoryContext: columns whose change matters (see immv_bases)
   int nstructural;
@@ -134,29 +136,35 @@ PlanSet* plans_for(Oid immv, Oid base, int32 event, bool large) {
   if (found && still_valid(set)) return set;
   if (found && set->plans) {
     pg_call([&] {
-      for (int i = 0; i < set->nplans; ++i) SPI_freeplan(set->plans[i]);
+      for (int i = 0; i < set->nplans; ++i) {
+        SPI_freeplan(set->plans[i]);
+        if (set->lock_plans[i]) SPI_freeplan(set->lock_plans[i]);
+      }
       pfree(set->plans);
+      pfree(set->lock_plans);
     });
   }
   if (found && set->compared) pg_call([&] { pfree(set->compared); });
   if (found && set->structural) pg_call([&] { pfree(set->structural); });
   set->valid = set->recheck = false;
   set->nplans = set->ncompared = set->nstructural = 0;
-  set->plans = nullptr;
+  set->plans = set->lock_plans = nullptr;
   set->compared = set->structural = nullptr;
 
   std::string where = " FROM powersync.immv_bases WHERE immv = " + std::to_string(immv) + "::oid AND base = " + std::to_string(base) + "::oid";
   set->compared = attnum_array(query_one("SELECT array_to_string(compared, ',')" + where), set->ncompared);
   set->structural = attnum_array(query_one("SELECT array_to_string(structural, ',')" + where), set->nstructural);
 
-  std::string sql = "SELECT sql FROM powersync.immv_statements WHERE immv = " + std::to_string(immv) +
+  std::string sql = "SELECT sql, lock_sql FROM powersync.immv_statements WHERE immv = " + std::to_string(immv) +
                     "::oid AND base = " + std::to_string(base) + "::oid AND event = '" + event_name(event) + "' ORDER BY ord";
-  std::vector<std::string> stmts;
+  std::vector<std::string> stmts, locks;
   pg_call([&] {
     if (SPI_execute(sql.c_str(), true, 0) != SPI_OK_SELECT) elog(ERROR, "reading IMMV statements failed");
   });
   for (uint64 i = 0; i < SPI_processed; ++i) {
     stmts.emplace_back(pg_call([&] { return SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1); }));
+    const char* lock = pg_call([&] { return SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2); });
+    locks.emplace_back(lock ? lock : "");
   }
   if (stmts.empty() && (event & kPropagate)) {  // this table's UPDATEs always recompute
     set->valid = true;
@@ -167,14 +175,20 @@ PlanSet* plans_for(Oid immv, Oid base, int32 event, bool large) {
                                            event_name(event) + " on table oid " + std::to_string(base),
                 {}, "Drop the IMMV with powersync.drop_immv() and create it again.");
   set->plans = (SPIPlanPtr*)pg_call([&] { return MemoryContextAllocZero(CacheMemoryContext, sizeof(SPIPlanPtr) * stmts.size()); });
-  for (auto& text : stmts) {
-    SPIPlanPtr plan = pg_call([&] {
-      SPIPlanPtr p = SPI_prepare(text.c_str(), 0, nullptr);
+  set->lock_plans = (SPIPlanPtr*)pg_call([&] { return MemoryContextAllocZero(CacheMemoryContext, sizeof(SPIPlanPtr) * stmts.size()); });
+  auto prepare = [](const std::string& text, int nargs) {
+    return pg_call([&] {
+      Oid keys_type = INT4ARRAYOID;
+      SPIPlanPtr p = SPI_prepare(text.c_str(), nargs, &keys_type);
       if (!p) elog(ERROR, "preparing IMMV maintenance failed: %s", SPI_result_code_string(SPI_result));
       SPI_keepplan(p);
       return p;
     });
-    set->plans[set->nplans++] = plan;
+  };
+  for (size_t i = 0; i < stmts.size(); ++i) {
+    set->plans[i] = prepare(stmts[i], locks[i].empty() ? 0 : 1);
+    if (!locks[i].empty()) set->lock_plans[i] = prepare(locks[i], 0);
+    set->nplans++;
   }
   set->valid = true;
   return set;
@@ -184,10 +198,26 @@ PlanSet* plans_for(Oid immv, Oid base, int32 event, bool large) {
 // REPEATABLE READ and SERIALIZABLE: after waiting for a concurrent writer's row lock it must see
 // what that writer committed, or the view would keep stale rows. A statement reports itself stale
 // when one of its locks waited for such a writer; it then runs again with a newer snapshot.
-void run_until_current(SPIPlanPtr plan) {
+// A statement with advisory keys first runs its pre-lock statement, which takes them, and gets
+// them as $1: its own snapshot is then taken after every earlier holder of a key committed.
+void run_until_current(SPIPlanPtr plan, SPIPlanPtr lock_plan) {
   for (int attempt = 1;; ++attempt) {
+    Datum keys = (Datum)0;
+    char keys_null = 'n';
+    if (lock_plan)
+      pg_call([&] {
+        int rc = SPI_execute_snapshot(lock_plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, false, false, 0);
+        if (rc < 0 || SPI_processed != 1) elog(ERROR, "IMMV maintenance lock statement failed: %s", SPI_result_code_string(rc));
+        bool isnull = true;
+        Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+        if (!isnull) {
+          keys = datumCopy(d, false, -1);
+          keys_null = ' ';
+        }
+      });
     bool stale = pg_call([&] {
-      int rc = SPI_execute_snapshot(plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, false, true, 0);
+      int rc = SPI_execute_snapshot(plan, lock_plan ? &keys : nullptr, lock_plan ? &keys_null : nullptr, GetLatestSnapshot(),
+                                    InvalidSnapshot, false, true, 0);
       if (rc < 0) elog(ERROR, "IMMV maintenance statement failed: %s", SPI_result_code_string(rc));
       bool isnull = true;
       Datum d = SPI_processed == 1 && SPI_tuptable->tupdesc->natts >= 2
@@ -301,7 +331,7 @@ void maintain(TriggerData* td) {
     }
   }
   MaintenanceScope writing;
-  for (int i = 0; i < set->nplans; ++i) run_until_current(set->plans[i]);
+  for (int i = 0; i < set->nplans; ++i) run_until_current(set->plans[i], set->lock_plans ? set->lock_plans[i] : nullptr);
 }
 
 }  // namespace

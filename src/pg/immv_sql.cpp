@@ -150,6 +150,7 @@ struct Locking {
   std::string ctes;                      // lock CTEs and `lockdone`, after `fresh`
   std::string gate;                      // makes the diff wait for the locks
   std::string stale = "false";
+  std::string advisory;                  // the advisory-lock CTEs alone (for the pre-lock statement)
 };
 
 // Appearances whose rows a writer of r's table must share-lock: lower-ranked tables (parents before
@@ -191,7 +192,7 @@ std::string advisory_ctes(const Definition& def, const Occurrence& t, const Occu
     return "CASE WHEN pg_catalog.pg_try_" + fn + "(" + space + ", " + key + ") THEN false ELSE (SELECT true FROM (SELECT pg_catalog.pg_" +
            fn + "(" + space + ", " + key + ")) w) END";
   };
-  return ",\n advkeys AS MATERIALIZED (" + values + "),\n adv AS MATERIALIZED (SELECT CASE WHEN (SELECT count(*) FROM advkeys) > 32 THEN " +
+  return ",\n advkeys AS MATERIALIZED (SELECT DISTINCT k FROM (" + values + ") v),\n adv AS MATERIALIZED (SELECT CASE WHEN (SELECT count(*) FROM advkeys) > 32 THEN " +
          acquire("advisory_xact_lock", "0") + " ELSE " + acquire("advisory_xact_lock_shared", "0") +
          " OR coalesce((SELECT bool_or(" + acquire("advisory_xact_lock", "k") +
          ") FROM (SELECT k FROM advkeys ORDER BY k) ordered), false) END AS waited)";  // one order: no deadlock among these
@@ -217,7 +218,13 @@ Locking locking(const Definition& def, const Occurrence& t, const Occurrence& r,
   std::string advisory = advisory_ctes(def, t, r, event);
   if (!advisory.empty()) {
     l.ctes += advisory;
-    checks += std::string(checks.empty() ? "" : " OR ") + "(SELECT waited FROM adv)";
+    l.advisory = advisory;
+    // The statement's snapshot predates its locks: a transaction that held one of these keys and
+    // committed in between would be invisible although its lock was already released, so the keys
+    // are taken beforehand by the pre-lock statement ($1 = the keys it holds). A key it did not
+    // take (the scope moved meanwhile) makes the result stale.
+    checks += std::string(checks.empty() ? "" : " OR ") +
+              "(SELECT waited FROM adv) OR NOT (ARRAY(SELECT k FROM advkeys) <@ coalesce($1::int4[], '{}'))";
   }
   if (checks.empty()) return l;
   l.ctes += ",\n lockdone AS MATERIALIZED (SELECT " + checks + " AS stale)";
@@ -339,6 +346,10 @@ std::vector<TriggerSql> trigger_sql(const Definition& def, const std::string& im
         std::string prefix = with_scope(def, t, r, event, used, used_text, immv);
         std::string in_scope = tuple(a.source_keys, "q.") + " IN (SELECT * FROM scope)";
         Locking lock = locking(def, t, r, event, in_scope);
+        // Takes the advisory keys before the apply statement's snapshot exists; returns them.
+        ts.lock_sql.push_back(lock.advisory.empty() ? std::string()
+                                                    : prefix + lock.advisory +
+                                                          "\nSELECT (SELECT waited FROM adv) IS NOT NULL, ARRAY(SELECT k FROM advkeys)");
         ts.apply_sql.push_back(prefix + ",\n fresh AS MATERIALIZED (" + fresh_select(def, in_scope) + ")" +
                                lock.ctes +
                                apply_diff(def, immv, tuple(a.stored_keys, "v.") + " IN (SELECT * FROM scope)", lock.gate, lock.stale));
