@@ -572,6 +572,38 @@ Definition analyse_view_query(const std::string& text) {
   return def;
 }
 
+// An equality edge that is exactly a single-column foreign key (checked immediately, validated)
+// needs no advisory keys: no transaction can insert a row whose partner through it is uncommitted.
+void mark_enforced_edges(Definition& def, const std::string& oids) {
+  std::string sql = "SELECT c.oid::int8, c.conrelid::int8, pg_catalog.quote_ident(a.attname), c.confrelid::int8,"
+                    " pg_catalog.quote_ident(fa.attname) FROM pg_catalog.pg_constraint c"
+                    " JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]"
+                    " JOIN pg_catalog.pg_attribute fa ON fa.attrelid = c.confrelid AND fa.attnum = c.confkey[1]"
+                    " WHERE c.contype = 'f' AND NOT c.condeferrable AND c.convalidated AND cardinality(c.conkey) = 1"
+                    " AND c.conrelid = ANY('{" + oids + "}'::oid[]) AND c.confrelid = ANY('{" + oids + "}'::oid[])";
+  pg_call([&] { SPI_execute(sql.c_str(), true, 0); });
+  auto relid_of = [&](int rt) {
+    for (auto& o : def.occurrences)
+      if (o.rtindex == rt) return o.relid;
+    return InvalidOid;
+  };
+  for (uint64 i = 0; i < SPI_processed; ++i) {
+    auto text = [&](int col) { return std::string(pg_call([&] { return SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, col); })); };
+    Oid con = (Oid)std::stoul(text(1)), child = (Oid)std::stoul(text(2)), parent = (Oid)std::stoul(text(4));
+    std::string fk = text(3), pk = text(5);
+    for (auto& e : def.edges) {
+      for (int side = 0; side < 2; ++side) {
+        int other = 1 - side;
+        if (e.enforced || relid_of(e.rt[side]) != child || e.column[side] != fk || relid_of(e.rt[other]) != parent ||
+            e.column[other] != pk)
+          continue;
+        e.enforced = true;
+        def.relied_constraints.push_back(con);
+      }
+    }
+  }
+}
+
 // Lock rank = length of the longest foreign-key chain from a table to its ancestors among the
 // view's tables, so parents rank below children. Maintenance share-locks the rows of lower-ranked
 // tables only: a child's writer waits for a concurrent parent writer, never the other way round.
@@ -594,6 +626,7 @@ void assign_lock_ranks(Definition& def) {
   for (size_t round = 0; round < rank.size(); ++round)  // bounded: FK cycles cannot loop forever
     for (auto& [child, parent] : edges) rank[child] = std::max(rank[child], std::min<int>(rank[parent] + 1, rank.size()));
   for (auto& o : def.occurrences) o.lock_rank = rank[o.relid];
+  mark_enforced_edges(def, oids);
 }
 
 }  // namespace powersync::pg::immv

@@ -13,6 +13,7 @@ extern "C" {
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -113,7 +114,7 @@ void create_triggers(const Definition& def, Oid relid, const std::string& immv) 
 }
 
 // The view depends on its base tables and on every base column it reads (so DROP TABLE / DROP
-// COLUMN are refused, or cascade to the view); its triggers on the base tables go with the view.
+// COLUMN are refused, or cascade to the view) and on the foreign keys of enforced edges; its triggers on the base tables go with the view.
 void record_dependencies(const Definition& def, Oid relid) {
   std::vector<Oid> done;
   for (auto& o : def.occurrences) {
@@ -143,6 +144,13 @@ void record_dependencies(const Definition& def, Oid relid) {
       });
     }
   }
+  // Foreign keys the maintenance relies on instead of advisory locks cannot go away underneath it.
+  for (Oid con : def.relied_constraints)
+    pg_call([&] {
+      ObjectAddress view = {RelationRelationId, relid, 0};
+      ObjectAddress constraint = {ConstraintRelationId, con, 0};
+      recordDependencyOn(&view, &constraint, DEPENDENCY_NORMAL);
+    });
 }
 
 void store_catalog(const Definition& def, Oid relid, const std::string& immv) {

@@ -10,6 +10,7 @@
 // Concurrency (no view-wide lock): row share locks on lower-ranked partner rows, advisory locks on
 // join values of new rows and on LEFT JOIN anchors; a statement that waited, or wrote fewer rows
 // than planned, reports itself stale and the trigger runs it again with a newer snapshot.
+#include <map>
 #include <set>
 #include <stdexcept>
 
@@ -176,7 +177,7 @@ std::string advisory_ctes(const Definition& def, const Occurrence& t, const Occu
   std::string values;
   auto add = [&](const std::string& select) { values += (values.empty() ? "" : " UNION ") + select; };
   for (size_t e = 0; e < def.edges.size() && event != "DELETE"; ++e)
-    for (int side = 0; side < 2; ++side) {
+    for (int side = 0; side < 2 && !def.edges[e].enforced; ++side) {
       const Occurrence& o = occurrence(def, def.edges[e].rt[side]);
       if (o.relid != t.relid) continue;
       const std::string& col = def.edges[e].column[side];
@@ -198,6 +199,54 @@ std::string advisory_ctes(const Definition& def, const Occurrence& t, const Occu
          ") FROM (SELECT k FROM advkeys ORDER BY k) ordered), false) END AS waited)";  // one order: no deadlock among these
 }
 
+// The rows of `lockable` appearances that a set of r's rows (`start`, e.g. a transition table)
+// combine with through the join equalities alone: r's rows LEFT JOINed outwards, edge by edge, to
+// the appearances on the way to a lockable one. Starting from the statement's own old and new images
+// (not from r's table) also reaches the partners of deleted rows and of rows moved to other keys.
+// Columns: each lockable appearance's source key names and source ctid name (like reach_sql).
+std::string edge_walk_sql(const Definition& def, const Occurrence& r, const std::vector<const Occurrence*>& lockable,
+                          const std::string& start, const std::string& start_where) {
+  auto alias = [](int rt) { return "__ps_a" + std::to_string(rt); };
+  std::vector<int> order{r.rtindex};
+  std::map<int, int> via;  // rtindex -> the joined appearance it was reached from
+  for (size_t i = 0; i < order.size(); ++i)
+    for (auto& e : def.edges)
+      for (int side = 0; side < 2; ++side)
+        if (e.rt[side] == order[i] && !via.count(e.rt[1 - side]) && e.rt[1 - side] != r.rtindex) {
+          via[e.rt[1 - side]] = order[i];
+          order.push_back(e.rt[1 - side]);
+        }
+  std::set<int> needed{r.rtindex};
+  for (auto* o : lockable)
+    for (int rt = o->rtindex; via.count(rt) && needed.insert(rt).second;) rt = via[rt];
+  std::string from = start + " " + alias(r.rtindex), cols;
+  std::set<int> joined{r.rtindex};
+  for (int rt : order) {
+    if (!needed.count(rt) || joined.count(rt)) continue;
+    std::string on;
+    for (auto& e : def.edges)
+      for (int side = 0; side < 2; ++side)
+        if (e.rt[side] == rt && joined.count(e.rt[1 - side]))
+          on += (on.empty() ? "" : " AND ") + alias(rt) + "." + e.column[side] + " = " + alias(e.rt[1 - side]) + "." + e.column[1 - side];
+    from += " LEFT JOIN ONLY " + occurrence(def, rt).table_sql + " " + alias(rt) + " ON " + on;
+    joined.insert(rt);
+  }
+  for (auto* o : lockable) {
+    if (!joined.count(o->rtindex)) continue;  // not connected (cannot happen: the view's joins are connected)
+    for (size_t i = 0; i < o->pk_columns.size(); ++i)
+      cols += (cols.empty() ? "" : ", ") + alias(o->rtindex) + "." + o->pk_columns[i] + " AS " + o->source_keys[i];
+    cols += ", " + alias(o->rtindex) + ".ctid AS " + o->source_ctid;
+  }
+  return "SELECT " + cols + " FROM " + from + (start_where.empty() ? "" : " WHERE " + start_where);
+}
+
+// r's rows a statement changed, as the edge walk's start: old and/or new images of the changed keys.
+std::string changed_images(const std::string& event) {
+  if (event == "INSERT") return "__ps_new";
+  if (event == "DELETE") return "__ps_old";
+  return "(SELECT * FROM __ps_old UNION ALL SELECT * FROM __ps_new)";
+}
+
 Locking locking(const Definition& def, const Occurrence& t, const Occurrence& r, const std::string& event,
                 const std::string& in_scope) {
   Locking l;
@@ -213,8 +262,16 @@ Locking locking(const Definition& def, const Occurrence& t, const Occurrence& r,
               ") FROM reach f) OR EXISTS (SELECT 1 FROM " + name + " WHERE locked NOT IN (SELECT f." + o.source_ctid +
               " FROM reach f WHERE f." + o.source_ctid + " IS NOT NULL))";
   }
-  if (!lockable.empty())
-    l.ctes = ",\n reach AS MATERIALIZED (SELECT " + reached + " FROM (" + def.reach_sql + ") q WHERE " + in_scope + ")" + l.ctes;
+  if (!lockable.empty()) {
+    // From the changed rows' old and new images; a LEFT JOIN anchor's recompute reads all rows of
+    // its anchors, so their rows are reached through the (filter-free) joins as well.
+    std::vector<std::string> k = numbered("k", r.pk_columns.size());
+    std::string walk = edge_walk_sql(def, r, lockable, changed_images(event),
+                                     tuple(r.pk_columns, "__ps_a" + std::to_string(r.rtindex) + ".") + " IN (SELECT " +
+                                         join(k, ", ") + " FROM changed)");
+    if (r.nullable) walk += " UNION ALL SELECT " + reached + " FROM (" + def.reach_sql + ") q WHERE " + in_scope;
+    l.ctes = ",\n reach AS MATERIALIZED (" + walk + ")" + l.ctes;
+  }
   std::string advisory = advisory_ctes(def, t, r, event);
   if (!advisory.empty()) {
     l.ctes += advisory;
@@ -265,8 +322,9 @@ std::string propagate_sql(const Definition& def, const Occurrence& t, const Occu
       keys.insert(keys.end(), o->source_keys.begin(), o->source_keys.end());
     }
     // Through the joins, not the view rows: see Locking.
-    sql += ",\n targets AS MATERIALIZED (SELECT DISTINCT " + join(keys, ", ", "q.") + " FROM (" + def.reach_sql + ") q WHERE " +
-           tuple(r.source_keys, "q.") + " IN (SELECT " + join(k, ", ") + " FROM n))";
+    // The new images' partners: the structural columns are unchanged, so they are the old ones too.
+    sql += ",\n targets AS MATERIALIZED (SELECT DISTINCT " + join(keys, ", ", "q.") + " FROM (" +
+           edge_walk_sql(def, r, lockable, "__ps_new", "") + ") q)";
     std::string checks;
     for (size_t i = 0; i < lockable.size(); ++i) {
       const Occurrence& o = *lockable[i];
@@ -277,7 +335,7 @@ std::string propagate_sql(const Definition& def, const Occurrence& t, const Occu
       sql += ",\n " + l + " AS MATERIALIZED (SELECT " + lk_as + "t.ctid AS locked FROM ONLY " + o.table_sql + " t WHERE " +
              tuple(o.pk_columns, "t.") + " IN (SELECT " + join(o.source_keys, ", ", "x.") + " FROM targets x) FOR SHARE OF t)";
       checks += std::string(i ? " OR " : "") + "(SELECT count(*) FROM " + l + ") <> (SELECT count(*) FROM (SELECT DISTINCT " +
-                join(o.source_keys, ", ") + " FROM targets) d) OR EXISTS (SELECT 1 FROM " + l + " JOIN ONLY " + o.table_sql +
+                join(o.source_keys, ", ") + " FROM targets WHERE " + o.source_keys[0] + " IS NOT NULL) d) OR EXISTS (SELECT 1 FROM " + l + " JOIN ONLY " + o.table_sql +
                 " s ON " + equal_all_pairs(o.pk_columns, lk, "s.", l + ".") + " WHERE s.ctid <> " + l + ".locked)";
     }
     sql += ",\n lockdone AS MATERIALIZED (SELECT " + checks + " AS stale)";

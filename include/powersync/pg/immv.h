@@ -55,6 +55,8 @@ struct OutputColumn {
 struct JoinEdge {
   int rt[2];
   std::string column[2];  // quoted base column names
+  bool enforced = false;  // a foreign key of one side to the other: its check (the referenced row
+                          // exists, committed, key-share locked) stands in for advisory join keys
 };
 
 struct Definition {
@@ -66,13 +68,14 @@ struct Definition {
                                     // reach, also those the filter hides (maintenance locks them)
   std::vector<OutputColumn> columns;  // user columns then hidden key columns, in table order
   std::vector<Occurrence> occurrences;
+  std::vector<Oid> relied_constraints;  // foreign keys behind enforced edges (the IMMV depends on them)
 };
 
 // Parses and analyses `query` with Postgres' own parser and checks that an IMMV can maintain it.
 // Throws powersync::Error naming the unsupported construct. Must run inside a transaction.
 Definition analyse_view_query(const std::string& query);
 
-// Fills lock ranks from the foreign keys between the view's tables (needs SPI connected).
+// Fills lock ranks and enforced edges from the foreign keys between the view's tables (needs SPI).
 void assign_lock_ranks(Definition& def);
 
 // SQL generation (pure string building over a Definition).
