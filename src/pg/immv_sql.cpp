@@ -247,20 +247,41 @@ std::string changed_images(const std::string& event) {
   return "(SELECT * FROM __ps_old UNION ALL SELECT * FROM __ps_new)";
 }
 
+// Share-locks the row versions of `lockable` that CTE `found` (an edge walk) read, by ctid: a TID
+// scan, no key lookups. Under READ COMMITTED a version another transaction updated meanwhile is
+// locked in its newest version (another ctid), a deleted one not at all: either way fewer of the
+// versions read are locked than were read, and `checks` (true = stale) says so.
+struct ShareLocks {
+  std::string ctes;
+  std::string checks;
+};
+ShareLocks share_locks(const std::vector<const Occurrence*>& lockable, const std::string& found) {
+  ShareLocks out;
+  std::string seen;
+  for (size_t i = 0; i < lockable.size(); ++i) {
+    const Occurrence& o = *lockable[i];
+    std::string n = std::to_string(i + 1), s = "(SELECT s" + n + " FROM seen)::pg_catalog.tid[]";
+    seen += (i ? ", " : "") + std::string("ARRAY(SELECT DISTINCT f.") + o.source_ctid + " FROM " + found + " f WHERE f." +
+            o.source_ctid + " IS NOT NULL) AS s" + n;
+    out.ctes += ",\n l" + n + " AS MATERIALIZED (SELECT t.ctid AS locked FROM ONLY " + o.table_sql + " t WHERE t.ctid = ANY(" + s +
+                ") FOR SHARE OF t)";
+    out.checks += std::string(i ? " OR " : "") + "(SELECT count(*) FROM l" + n + " WHERE locked = ANY(" + s + ")) <> cardinality(" +
+                  s + ")";
+  }
+  out.ctes = ",\n seen AS MATERIALIZED (SELECT " + seen + ")" + out.ctes;
+  return out;
+}
+
 Locking locking(const Definition& def, const Occurrence& t, const Occurrence& r, const std::string& event,
                 const std::string& in_scope) {
   Locking l;
   std::vector<const Occurrence*> lockable = lockable_occurrences(def, t, r);
   std::string checks, reached;
-  for (size_t i = 0; i < lockable.size(); ++i) {
-    const Occurrence& o = *lockable[i];
-    std::string name = "l" + std::to_string(i + 1);
-    reached += (reached.empty() ? "" : ", ") + join(o.source_keys, ", ", "q.") + ", q." + o.source_ctid;
-    l.ctes += ",\n " + name + " AS MATERIALIZED (SELECT t.ctid AS locked FROM ONLY " + o.table_sql + " t WHERE " +
-              tuple(o.pk_columns, "t.") + " IN (SELECT " + join(o.source_keys, ", ", "f.") + " FROM reach f) FOR SHARE OF t)";
-    checks += std::string(i ? " OR " : "") + "(SELECT count(*) FROM " + name + ") <> (SELECT count(DISTINCT f." + o.source_ctid +
-              ") FROM reach f) OR EXISTS (SELECT 1 FROM " + name + " WHERE locked NOT IN (SELECT f." + o.source_ctid +
-              " FROM reach f WHERE f." + o.source_ctid + " IS NOT NULL))";
+  for (auto* o : lockable) reached += (reached.empty() ? "" : ", ") + join(o->source_keys, ", ", "q.") + ", q." + o->source_ctid;
+  if (!lockable.empty()) {
+    ShareLocks locks = share_locks(lockable, "reach");
+    l.ctes = locks.ctes;
+    checks = locks.checks;
   }
   if (!lockable.empty()) {
     // From the changed rows' old and new images; a LEFT JOIN anchor's recompute reads all rows of
@@ -316,34 +337,20 @@ std::string propagate_sql(const Definition& def, const Occurrence& t, const Occu
   std::string gate, stale = "false";
   std::vector<const Occurrence*> lockable = lockable_occurrences(def, t, r);
   if (!lockable.empty()) {
-    std::vector<std::string> keys;
-    for (auto* o : lockable) {
+    for (auto* o : lockable)
       if (o->nullable) return "!";
-      keys.insert(keys.end(), o->source_keys.begin(), o->source_keys.end());
-    }
-    // Through the joins, not the view rows: see Locking.
-    // The new images' partners: the structural columns are unchanged, so they are the old ones too.
-    sql += ",\n targets AS MATERIALIZED (SELECT DISTINCT " + join(keys, ", ", "q.") + " FROM (" +
-           edge_walk_sql(def, r, lockable, "__ps_new", "") + ") q)";
-    std::string checks;
-    for (size_t i = 0; i < lockable.size(); ++i) {
-      const Occurrence& o = *lockable[i];
-      std::string l = "l" + std::to_string(i + 1);
-      std::vector<std::string> lk = numbered("k", o.pk_columns.size());
-      std::string lk_as;
-      for (size_t j = 0; j < lk.size(); ++j) lk_as += "t." + o.pk_columns[j] + " AS " + lk[j] + ", ";
-      sql += ",\n " + l + " AS MATERIALIZED (SELECT " + lk_as + "t.ctid AS locked FROM ONLY " + o.table_sql + " t WHERE " +
-             tuple(o.pk_columns, "t.") + " IN (SELECT " + join(o.source_keys, ", ", "x.") + " FROM targets x) FOR SHARE OF t)";
-      checks += std::string(i ? " OR " : "") + "(SELECT count(*) FROM " + l + ") <> (SELECT count(*) FROM (SELECT DISTINCT " +
-                join(o.source_keys, ", ") + " FROM targets WHERE " + o.source_keys[0] + " IS NOT NULL) d) OR EXISTS (SELECT 1 FROM " + l + " JOIN ONLY " + o.table_sql +
-                " s ON " + equal_all_pairs(o.pk_columns, lk, "s.", l + ".") + " WHERE s.ctid <> " + l + ".locked)";
-    }
+    // Through the joins, not the view rows: see Locking. The new images' partners: the structural
+    // columns are unchanged, so they are the old ones too.
+    sql += ",\n targets AS MATERIALIZED (" + edge_walk_sql(def, r, lockable, "__ps_new", "") + ")";
+    ShareLocks locks = share_locks(lockable, "targets");
+    sql += locks.ctes;
+    std::string checks = locks.checks;
     sql += ",\n lockdone AS MATERIALIZED (SELECT " + checks + " AS stale)";
     gate = " AND (SELECT stale FROM lockdone) IS NOT NULL";
     stale = "(SELECT stale FROM lockdone)";
   }
   return sql + ",\n updated AS (UPDATE ONLY " + immv + " v SET " + set + " FROM n WHERE " + match + " AND (" + differs + ")" + gate +
-         " RETURNING 1)\nSELECT (SELECT count(*) FROM updated), " + stale;
+         ")\nSELECT NULL, " + stale;
 }
 
 }  // namespace
