@@ -102,6 +102,12 @@ SELECT immv_diff('mt_items'), (SELECT format('%s %s %s', customer, status, qty) 
 WITH i AS (DELETE FROM mt_item WHERE order_id = 80), o AS (DELETE FROM mt_order WHERE id = 80 RETURNING customer_id)
 UPDATE mt_customer SET name = 'gone' WHERE id IN (SELECT customer_id FROM o);
 SELECT immv_diff('mt_items');
+-- one statement deleting a key and inserting it again under another parent
+CREATE TEMP TABLE moved AS SELECT min(id) AS id FROM mt_item WHERE qty > 0 AND order_id <> (SELECT max(id) FROM mt_order);
+WITH d AS (DELETE FROM mt_item WHERE id = (SELECT id FROM moved) RETURNING *)
+INSERT INTO mt_item SELECT id, (SELECT max(id) FROM mt_order), 'again', qty, attrs FROM d;
+SELECT immv_diff('mt_items'), (SELECT count(*) FROM mt_items WHERE id = (SELECT id FROM moved)) AS rows,
+       (SELECT product FROM mt_items WHERE id = (SELECT id FROM moved));
 
 -- several statements in one transaction, then a rollback
 BEGIN;

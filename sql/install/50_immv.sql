@@ -36,6 +36,8 @@ CREATE TABLE powersync.immv_statements (
   sql   text NOT NULL,
   -- run first when set: takes the advisory keys of `sql` before its snapshot, returns them as its $1
   lock_sql text,
+  -- INSERT/DELETE fast paths: the full recompute, run when `sql` says it could not decide alone
+  fallback_sql text,
   PRIMARY KEY (immv, base, event, ord)
 );
 

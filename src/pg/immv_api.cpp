@@ -181,7 +181,8 @@ void store_catalog(const Definition& def, Oid relid, const std::string& immv) {
     for (size_t i = 0; i < ts.apply_sql.size(); ++i)
       spi_exec("INSERT INTO powersync.immv_statements VALUES (" + std::to_string(relid) + "::oid, " + std::to_string(ts.base) +
                "::oid, " + literal(ts.event) + ", " + std::to_string(i + 1) + ", " + literal(ts.apply_sql[i]) + ", " +
-               (i < ts.lock_sql.size() && !ts.lock_sql[i].empty() ? literal(ts.lock_sql[i]) : std::string("NULL")) + ")");
+               (i < ts.lock_sql.size() && !ts.lock_sql[i].empty() ? literal(ts.lock_sql[i]) : std::string("NULL")) + ", " +
+               (i < ts.fallback_sql.size() && !ts.fallback_sql[i].empty() ? literal(ts.fallback_sql[i]) : std::string("NULL")) + ")");
   }
 }
 

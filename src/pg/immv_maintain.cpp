@@ -49,6 +49,7 @@ struct PlanSet {
   int nplans;
   SPIPlanPtr* plans;  // in CacheMemoryContext
   SPIPlanPtr* lock_plans;  // in CacheMemoryContext: per plan, its pre-lock statement or nullptr
+  SPIPlanPtr* fallback_plans;  // in CacheMemoryContext: per plan, its full recompute or nullptr
   int ncompared;
   AttrNumber* compared;    // in CacheMemoryContext: columns whose change matters (see immv_bases)
   int nstructural;
@@ -139,25 +140,27 @@ PlanSet* plans_for(Oid immv, Oid base, int32 event, bool large) {
       for (int i = 0; i < set->nplans; ++i) {
         SPI_freeplan(set->plans[i]);
         if (set->lock_plans[i]) SPI_freeplan(set->lock_plans[i]);
+        if (set->fallback_plans[i]) SPI_freeplan(set->fallback_plans[i]);
       }
       pfree(set->plans);
       pfree(set->lock_plans);
+      pfree(set->fallback_plans);
     });
   }
   if (found && set->compared) pg_call([&] { pfree(set->compared); });
   if (found && set->structural) pg_call([&] { pfree(set->structural); });
   set->valid = set->recheck = false;
   set->nplans = set->ncompared = set->nstructural = 0;
-  set->plans = set->lock_plans = nullptr;
+  set->plans = set->lock_plans = set->fallback_plans = nullptr;
   set->compared = set->structural = nullptr;
 
   std::string where = " FROM powersync.immv_bases WHERE immv = " + std::to_string(immv) + "::oid AND base = " + std::to_string(base) + "::oid";
   set->compared = attnum_array(query_one("SELECT array_to_string(compared, ',')" + where), set->ncompared);
   set->structural = attnum_array(query_one("SELECT array_to_string(structural, ',')" + where), set->nstructural);
 
-  std::string sql = "SELECT sql, lock_sql FROM powersync.immv_statements WHERE immv = " + std::to_string(immv) +
+  std::string sql = "SELECT sql, lock_sql, fallback_sql FROM powersync.immv_statements WHERE immv = " + std::to_string(immv) +
                     "::oid AND base = " + std::to_string(base) + "::oid AND event = '" + event_name(event) + "' ORDER BY ord";
-  std::vector<std::string> stmts, locks;
+  std::vector<std::string> stmts, locks, fallbacks;
   pg_call([&] {
     if (SPI_execute(sql.c_str(), true, 0) != SPI_OK_SELECT) elog(ERROR, "reading IMMV statements failed");
   });
@@ -165,6 +168,8 @@ PlanSet* plans_for(Oid immv, Oid base, int32 event, bool large) {
     stmts.emplace_back(pg_call([&] { return SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1); }));
     const char* lock = pg_call([&] { return SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2); });
     locks.emplace_back(lock ? lock : "");
+    const char* fallback = pg_call([&] { return SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3); });
+    fallbacks.emplace_back(fallback ? fallback : "");
   }
   if (stmts.empty() && (event & kPropagate)) {  // this table's UPDATEs always recompute
     set->valid = true;
@@ -176,6 +181,7 @@ PlanSet* plans_for(Oid immv, Oid base, int32 event, bool large) {
                 {}, "Drop the IMMV with powersync.drop_immv() and create it again.");
   set->plans = (SPIPlanPtr*)pg_call([&] { return MemoryContextAllocZero(CacheMemoryContext, sizeof(SPIPlanPtr) * stmts.size()); });
   set->lock_plans = (SPIPlanPtr*)pg_call([&] { return MemoryContextAllocZero(CacheMemoryContext, sizeof(SPIPlanPtr) * stmts.size()); });
+  set->fallback_plans = (SPIPlanPtr*)pg_call([&] { return MemoryContextAllocZero(CacheMemoryContext, sizeof(SPIPlanPtr) * stmts.size()); });
   auto prepare = [](const std::string& text, int nargs) {
     return pg_call([&] {
       Oid keys_type = INT4ARRAYOID;
@@ -188,6 +194,7 @@ PlanSet* plans_for(Oid immv, Oid base, int32 event, bool large) {
   for (size_t i = 0; i < stmts.size(); ++i) {
     set->plans[i] = prepare(stmts[i], locks[i].empty() ? 0 : 1);
     if (!locks[i].empty()) set->lock_plans[i] = prepare(locks[i], 0);
+    if (!fallbacks[i].empty()) set->fallback_plans[i] = prepare(fallbacks[i], locks[i].empty() ? 0 : 1);
     set->nplans++;
   }
   set->valid = true;
@@ -200,7 +207,8 @@ PlanSet* plans_for(Oid immv, Oid base, int32 event, bool large) {
 // when one of its locks waited for such a writer; it then runs again with a newer snapshot.
 // A statement with advisory keys first runs its pre-lock statement, which takes them, and gets
 // them as $1: its own snapshot is then taken after every earlier holder of a key committed.
-void run_until_current(SPIPlanPtr plan, SPIPlanPtr lock_plan) {
+// Returns true when the statement asks for its full recompute instead (third column).
+bool run_until_current(SPIPlanPtr plan, SPIPlanPtr lock_plan) {
   for (int attempt = 1;; ++attempt) {
     Datum keys = (Datum)0;
     char keys_null = 'n';
@@ -215,17 +223,22 @@ void run_until_current(SPIPlanPtr plan, SPIPlanPtr lock_plan) {
           keys_null = ' ';
         }
       });
+    bool fallback = false;
     bool stale = pg_call([&] {
       int rc = SPI_execute_snapshot(plan, lock_plan ? &keys : nullptr, lock_plan ? &keys_null : nullptr, GetLatestSnapshot(),
                                     InvalidSnapshot, false, true, 0);
       if (rc < 0) elog(ERROR, "IMMV maintenance statement failed: %s", SPI_result_code_string(rc));
-      bool isnull = true;
-      Datum d = SPI_processed == 1 && SPI_tuptable->tupdesc->natts >= 2
-                    ? SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)
-                    : (Datum)0;
-      return !isnull && DatumGetBool(d);
+      auto flag = [&](int column) {
+        bool isnull = true;
+        Datum d = SPI_processed == 1 && SPI_tuptable->tupdesc->natts >= column
+                      ? SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, column, &isnull)
+                      : (Datum)0;
+        return !isnull && DatumGetBool(d);
+      };
+      fallback = flag(3);
+      return flag(2);
     });
-    if (!stale) return;
+    if (!stale) return fallback;
     if (attempt == 10)
       pg_call([] {
         ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -331,7 +344,11 @@ void maintain(TriggerData* td) {
     }
   }
   MaintenanceScope writing;
-  for (int i = 0; i < set->nplans; ++i) run_until_current(set->plans[i], set->lock_plans ? set->lock_plans[i] : nullptr);
+  for (int i = 0; i < set->nplans; ++i) {
+    SPIPlanPtr lock = set->lock_plans ? set->lock_plans[i] : nullptr;
+    if (run_until_current(set->plans[i], lock) && set->fallback_plans && set->fallback_plans[i])
+      run_until_current(set->fallback_plans[i], lock);
+  }
 }
 
 }  // namespace

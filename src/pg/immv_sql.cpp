@@ -353,6 +353,28 @@ std::string propagate_sql(const Definition& def, const Occurrence& t, const Occu
          ")\nSELECT NULL, " + stale;
 }
 
+// INSERT or DELETE of rows of r's table, r not on the nullable side of a LEFT JOIN: usually no view
+// row holds a new key yet, and every view row holding a deleted key goes (inner joins: no other row
+// depends on them), so nothing is diffed. When the same statement also changed another base table
+// (its maintenance may have added the rows already) or deleted and re-inserted a key, the third
+// column asks for the full recompute (`fallback`). Written only when no lock found a change: a
+// stale statement writes nothing and runs again.
+std::string insert_or_delete(const Definition& def, const Occurrence& r, const std::string& event, const std::string& in_scope,
+                             const std::string& immv, const std::string& stale) {
+  std::string current = stale == "false" ? "" : " AND NOT " + stale;
+  std::string fallback = stale == "false" ? "" : "NOT " + stale + " AND ";
+  std::string k = join(numbered("k", r.pk_columns.size()), ", ");
+  if (event == "DELETE")
+    return ",\n gone AS (DELETE FROM ONLY " + immv + " v WHERE " + tuple(r.stored_keys, "v.") + " IN (SELECT " + k +
+           " FROM changed)" + current + ")\nSELECT NULL, " + stale + ", " + fallback + "EXISTS (SELECT 1 FROM ONLY " + r.table_sql +
+           " x WHERE " + tuple(r.pk_columns, "x.") + " IN (SELECT " + k + " FROM changed))";
+  std::string all;
+  for (auto& c : def.columns) all += (all.empty() ? "" : ", ") + c.name;
+  return ",\n fresh AS MATERIALIZED (" + fresh_select(def, in_scope) + "),\n added AS (INSERT INTO " + immv + " (" + all +
+         ") SELECT * FROM fresh WHERE true" + current + " ON CONFLICT DO NOTHING RETURNING 1)\nSELECT NULL, " + stale + ", " +
+         fallback + "(SELECT count(*) FROM added) <> (SELECT count(*) FROM fresh)";
+}
+
 }  // namespace
 
 std::string create_table_sql(const Definition& def, const std::string& immv) {
@@ -415,9 +437,15 @@ std::vector<TriggerSql> trigger_sql(const Definition& def, const std::string& im
         ts.lock_sql.push_back(lock.advisory.empty() ? std::string()
                                                     : prefix + lock.advisory +
                                                           "\nSELECT (SELECT waited FROM adv) IS NOT NULL, ARRAY(SELECT k FROM advkeys)");
-        ts.apply_sql.push_back(prefix + ",\n fresh AS MATERIALIZED (" + fresh_select(def, in_scope) + ")" +
-                               lock.ctes +
-                               apply_diff(def, immv, tuple(a.stored_keys, "v.") + " IN (SELECT * FROM scope)", lock.gate, lock.stale));
+        std::string recompute = prefix + ",\n fresh AS MATERIALIZED (" + fresh_select(def, in_scope) + ")" + lock.ctes +
+                                apply_diff(def, immv, tuple(a.stored_keys, "v.") + " IN (SELECT * FROM scope)", lock.gate, lock.stale);
+        if (!r.nullable && (event == "INSERT" || event == "DELETE")) {
+          ts.apply_sql.push_back(prefix + lock.ctes + insert_or_delete(def, r, event, in_scope, immv, lock.stale));
+          ts.fallback_sql.push_back(recompute);
+        } else {
+          ts.apply_sql.push_back(recompute);
+          ts.fallback_sql.push_back({});
+        }
       }
       out.push_back(ts);
     }

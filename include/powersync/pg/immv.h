@@ -84,6 +84,8 @@ struct TriggerSql {
   std::string event;                   // INSERT, UPDATE, DELETE or TRUNCATE
   std::vector<std::string> apply_sql;  // recompute the affected view rows and apply the diff; each returns
                                        // (rows changed, stale): stale means run it again
+  std::vector<std::string> fallback_sql;  // per apply statement: "" or the full recompute to run when
+                                          // the apply statement's third column is true
   std::vector<std::string> lock_sql;   // per apply statement: "" or the pre-lock statement taking its
                                        // advisory keys, returning (_, keys int4[]) for the apply's $1
 };
