@@ -6,6 +6,9 @@
 # create_immv vs CREATE MATERIALIZED VIEW.
 #   PS_PG_PREFIX=/opt/pg-x bash test/bench/immv_bench.sh     (after installing the extension there)
 #   PS_BENCH_SECONDS=3  duration of each timed pgbench run; PS_BENCH_ROUNDS=3 rounds
+#   PS_BENCH_REPLICATION=1  keep the replication workers running (by default they are stopped once
+#                       the data is loaded: each decodes the whole cluster's WAL, IMMV rows included,
+#                       and on a 2-core machine that CPU is taken from the statements measured here)
 # On a shared machine the load drifts: plain and immv runs alternate, round after round, and each
 # figure is the best round (lowest latency, highest throughput) of its side.
 set -eu
@@ -18,7 +21,8 @@ dir=$(mktemp -d /tmp/ps_immv_bench.XXXXXX)
 pg_cluster_start "$dir" "" "shared_buffers = 512MB
 max_wal_size = 8GB
 checkpoint_timeout = 30min
-synchronous_commit = off" >/dev/null
+synchronous_commit = off
+$([ "${PS_BENCH_REPLICATION:-0}" = 1 ] || echo "shared_preload_libraries = ''  # no launcher restarting stopped workers")" >/dev/null
 trap 'pg_cluster_stop "$dir"; rm -rf "$dir"' EXIT
 q() { local db=$1; shift; "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -At -d "$db" "$@"; }
 now() { date +%s.%N; }
@@ -57,6 +61,11 @@ t=$(now); q plain -c "CREATE MATERIALIZED VIEW line_item_matview AS $VIEW_QUERY"
 q plain -c "DROP MATERIALIZED VIEW line_item_matview"
 q plain -c "VACUUM ANALYZE"; q immv -c "VACUUM ANALYZE"
 echo "view rows: $(q immv -c 'SELECT count(*) FROM line_item_view')"
+if [ "${PS_BENCH_REPLICATION:-0}" != 1 ]; then
+  q postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'powersync replication'" >/dev/null
+  echo "replication workers stopped (PS_BENCH_REPLICATION=1 keeps them)"
+fi
+echo "load: $(uptime)"
 
 cat >"$dir/line_items.sql" <<'SQL'
 \set o random(1, 100000)
@@ -136,3 +145,4 @@ printf '\n%-52s %10s %10s\n' "building the view over 1M line items (ms)" matview
 printf '%-52s %10s %10s\n' "CREATE MATERIALIZED VIEW vs create_immv" "$matview_ms" "$create_immv_ms"
 drift=$(q immv -c "SELECT powersync.refresh_immv('line_item_view')")
 echo "refresh_immv after the run changed $drift rows (0 = the view stayed exact)"
+echo "load: $(uptime)"
