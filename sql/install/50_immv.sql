@@ -9,12 +9,17 @@
 -- Maintenance: an UPDATE that changes no column the view reads does nothing; one that changes only
 -- value columns (select-list expressions of one table's row) updates them in place; anything else
 -- recomputes the view rows of the affected keys from the base tables (index lookups) and applies
--- the difference (DELETE / in-place UPDATE / INSERT). TRUNCATE of a base table recomputes the view.
+-- the difference (DELETE / in-place UPDATE / INSERT); INSERT and DELETE of an inner-joined table
+-- just insert or delete the rows of their keys. TRUNCATE of a base table recomputes the view.
 -- Concurrency: no view-wide lock. A writer share-locks the rows of the view's lower-ranked tables
--- (foreign-key parents) that its view rows combine; a writer of a child waits for a concurrent
--- writer of its parent and re-reads after it committed (under REPEATABLE READ / SERIALIZABLE it
--- gets a serialization failure instead). Without foreign keys, two transactions inserting rows that
--- only meet through a third row can miss each other (no row exists yet to lock).
+-- (foreign-key parents) that its changed rows join with, found from the statement's old and new
+-- images (so deleted rows and moved keys find their old partners) through the join equalities alone
+-- (filters ignored: a concurrent parent change may show hidden rows); a writer of a child waits for
+-- a concurrent writer of its parent and re-reads after it committed (under REPEATABLE READ /
+-- SERIALIZABLE it gets a serialization failure instead). Rows that do not exist yet cannot be
+-- locked: join values of new rows (unless a foreign key covers that join) and LEFT JOIN anchors are
+-- advisory-locked before the statement's snapshot is taken (lock_sql). Without foreign keys, two
+-- transactions inserting rows that only meet through a third row can still miss each other.
 
 CREATE TABLE powersync.immv_catalog (
   immv        regclass PRIMARY KEY,          -- the view's table

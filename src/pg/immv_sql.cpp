@@ -8,8 +8,9 @@
 // inserted. That is correct whatever else the statement or transaction changed before. An UPDATE
 // that keeps the table's structural columns instead propagates its value columns (propagate_sql).
 // Concurrency (no view-wide lock): row share locks on lower-ranked partner rows, advisory locks on
-// join values of new rows and on LEFT JOIN anchors; a statement that waited, or wrote fewer rows
-// than planned, reports itself stale and the trigger runs it again with a newer snapshot.
+// join values of new rows (not covered by a foreign key) and on LEFT JOIN anchors, taken by a
+// pre-lock statement before the snapshot; a statement whose row lock waited for a committed change,
+// or that wrote fewer rows than planned, reports itself stale and the trigger runs it again.
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -143,9 +144,10 @@ std::string apply_diff(const Definition& def, const std::string& immv, const std
 // Locking for a change of r. Before writing the view, share-lock the rows of lower-ranked tables
 // (and of r's table in its other appearances) that the changed rows combine with, so that this writer
 // and a concurrent writer of one of them never both build a view row from the other's old data.
-// They are found through the joins alone (reach_sql: the query without its WHERE), not through the
-// view rows: a row the filter hides now may be shown by the partner's concurrent change, which then
-// reads this writer's row as it was. The rows were read from the statement's snapshot: if a lock had
+// They are found through the join equalities alone (edge_walk_sql from the changed rows' old and new
+// images; filters ignored), not through the view rows: a row the filter hides now may be shown by the
+// partner's concurrent change, which then reads this writer's row as it was, and a deleted or moved
+// row no longer leads to its old partners through the base tables. The rows were read from the statement's snapshot: if a lock had
 // to wait for a writer that then committed a change (the locked version differs from the one read, or
 // the row is gone), the result is flagged stale and the caller runs the statement again.
 struct Locking {
