@@ -39,6 +39,7 @@ SyncSession::SyncSession(Gateway& gateway, beast::tcp_stream stream, unsigned ht
   who_.parameters_json = request.parameters_json;
   who_.user_id = token_.user_id;
   who_.client_id = request.client_id;
+  write_checkpoint_key_ = request.client_id.empty() ? token_.user_id : token_.user_id + "/" + request.client_id;
 }
 
 // Every normal end goes through close(); a session destroyed without it is one whose handlers were
@@ -72,6 +73,7 @@ void SyncSession::pump() {
     auto self = shared_from_this();
     switch (machine_.need()) {
       case protocol::SyncStream::Need::Resolve:
+        if (resolve_from_changes()) continue;  // answered at once, or its query is in flight
         query_in_flight_ = true;
         gw_.queries().resolve(who_, machine_.resolve_target(), [self](ResolveOutcome out) {
           self->query_in_flight_ = false;
@@ -93,6 +95,53 @@ void SyncSession::pump() {
         return;
     }
   }
+}
+
+// Re-resolves from what the client was last told when the hub knows what changed since: no query
+// if none of the stream's buckets changed, else checksums of just the changed ones. False when a
+// full resolve is needed (first checkpoint, parameter rows written, write checkpoint may differ,
+// unknown history).
+bool SyncSession::resolve_from_changes() {
+  if (!machine_.sent_first_checkpoint()) return false;
+  const protocol::Checkpoint target = machine_.resolve_target();
+  auto changes = gw_.hub().changes_between(machine_.resolved_checkpoint(), target);
+  if (!changes || changes->parameters_changed || changes->write_checkpoint_keys.count(write_checkpoint_key_)) return false;
+  std::vector<std::string> stale;
+  for (const auto& [name, b] : machine_.last_sent_buckets())
+    if (changes->buckets.count(name)) stale.push_back(name);
+  if (stale.empty()) {
+    apply_resolved(target, {});
+    return true;
+  }
+  query_in_flight_ = true;
+  auto self = shared_from_this();
+  gw_.queries().checksums(std::move(stale), target, [self, target](ChecksumsOutcome out) {
+    self->query_in_flight_ = false;
+    if (self->closed_) return;
+    if (out.ok) self->apply_resolved(target, out.buckets);
+    else self->machine_.fail(out.code, out.message);
+    self->emit(self->machine_.take_output());
+    self->pump();
+  });
+  return true;
+}
+
+// The last sent bucket map with `updated` checksums/counts, as a resolve result for `target`.
+void SyncSession::apply_resolved(const protocol::Checkpoint& target, const std::vector<protocol::BucketState>& updated) {
+  protocol::ResolvedCheckpoint r;
+  r.checkpoint = target;
+  r.write_checkpoint = machine_.last_write_checkpoint();
+  const auto& sent = machine_.last_sent_buckets();
+  r.buckets.reserve(sent.size());
+  for (const auto& [name, b] : sent) r.buckets.push_back(b);
+  for (const auto& u : updated)
+    for (auto& b : r.buckets)
+      if (b.bucket == u.bucket) {
+        b.checksum = u.checksum;
+        b.count = u.count;
+      }
+  machine_.on_resolved(r);
+  emit(machine_.take_output());
 }
 
 namespace {

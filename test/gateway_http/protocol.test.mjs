@@ -75,7 +75,8 @@ const ascending = (xs) => xs.every((x, i) => i === 0 || xs[i - 1] < x);
 // The backends serving the gateway's checkpoint-notice connection (LISTEN + checkpoint reads).
 function listenerPids() {
   return sql(`SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
-                AND (query LIKE 'LISTEN powersync_checkpoint%' OR query LIKE '%FROM powersync.checkpoint() cp%')`)
+                AND (query LIKE 'LISTEN powersync_checkpoint%' OR query LIKE '%FROM powersync.checkpoint() cp%'
+                     OR query LIKE '%FROM powersync.bucket_state b WHERE b.last_op%')`)
     .split(' ').filter(Boolean).map(Number);
 }
 

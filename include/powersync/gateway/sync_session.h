@@ -22,6 +22,8 @@ class SyncSession : public std::enable_shared_from_this<SyncSession> {
  private:
   void on_checkpoint(const protocol::Checkpoint& cp);
   void request_ops();
+  bool resolve_from_changes();
+  void apply_resolved(const protocol::Checkpoint& target, const std::vector<protocol::BucketState>& updated);
   void deliver_ops(OpsOutcome out);
   void prefetch_after(const protocol::OpsQuery& q, const OpsOutcome& out);
   void pump();
@@ -37,6 +39,7 @@ class SyncSession : public std::enable_shared_from_this<SyncSession> {
   unsigned http_version_;
   VerifiedToken token_;
   protocol::SyncIdentity who_;
+  std::string write_checkpoint_key_;  // user_id[/client_id], as in powersync.write_checkpoints
   protocol::SyncStream machine_;
   asio::steady_timer token_timer_;
   uint64_t stream_id_ = 0;
