@@ -82,7 +82,7 @@ if [ -z "${BENCH_SKIP_DOWNLOAD:-}" ]; then
     rate=$(echo "$out" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["ops_per_second"]))')
     [ "$rate" -gt "$best" ] && best=$rate
   done
-  [ -n "${BENCH_PERF:-}" ] && perf report -i "$work/perf.data" --no-children --percent-limit 1.5 --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -25
+  [ -n "${BENCH_PERF:-}" ] && perf report -i "$work/perf.data" --no-children -g none --percent-limit 1.5 --stdio 2>/dev/null | grep "%" | head -25
   echo "-- baseline: psql COPY of the same rows (powersync.bucket_ops, all columns) to /dev/null"
   copy="\\copy (SELECT * FROM powersync.bucket_ops('$version#mine[\"big\"]', 0, NULL, NULL)) TO '/dev/null'"
   psql -XAtq -c "$copy" >/dev/null
