@@ -15,13 +15,16 @@ const char* kCheckpointSql =
     "SELECT cp.op_id, cp.lsn::text,"
     " to_regprocedure('powersync.write_checkpoint_at(text,text,bigint)') IS NOT NULL"
     " FROM powersync.checkpoint() cp";
-// Kinds: v = active version, p = parameter rows written, b = bucket with new ops, w = write-checkpoint
-// key whose LSN is past the previous checkpoint (its visible value may differ). $1/$2: previous op id/LSN.
+// Kinds: v = active version, p = parameter rows written, b = bucket with new ops (with its running
+// totals and newest op: when that op is not past the new checkpoint, the totals are the bucket's
+// checksum and count at it), w = write-checkpoint key whose LSN is past the previous checkpoint (its
+// visible value may differ). $1/$2: previous op id/LSN.
 const char* kChangesSql =
-    "SELECT 'v', s.id::text FROM powersync.sync_rules s WHERE s.state = 'ACTIVE'"
-    " UNION ALL SELECT 'p', NULL WHERE EXISTS (SELECT 1 FROM powersync.bucket_parameters p WHERE p.id > $1::bigint)"
-    " UNION ALL SELECT 'b', b.bucket FROM powersync.bucket_state b WHERE b.last_op > $1::bigint"
-    " UNION ALL SELECT 'w', w.user_id FROM powersync.write_checkpoints w WHERE w.lsn > $2::pg_lsn";
+    "SELECT 'v', s.id::text, NULL::bigint, NULL::bigint, NULL::bigint FROM powersync.sync_rules s WHERE s.state = 'ACTIVE'"
+    " UNION ALL SELECT 'p', NULL, NULL, NULL, NULL"
+    "  WHERE EXISTS (SELECT 1 FROM powersync.bucket_parameters p WHERE p.id > $1::bigint)"
+    " UNION ALL SELECT 'b', b.bucket, b.checksum, b.count, b.last_op FROM powersync.bucket_state b WHERE b.last_op > $1::bigint"
+    " UNION ALL SELECT 'w', w.user_id, NULL, NULL, NULL FROM powersync.write_checkpoints w WHERE w.lsn > $2::pg_lsn";
 constexpr auto kPollInterval = std::chrono::seconds(5);
 constexpr size_t kTransitionsKept = 16;
 }  // namespace
@@ -119,7 +122,12 @@ void CheckpointHub::read_changes(const protocol::Checkpoint& cp) {
         std::string value(r.value(row, 1), static_cast<size_t>(r.length(row, 1)));
         if (kind == 'v') version = std::move(value);
         else if (kind == 'p') changes->parameters_changed = true;
-        else if (kind == 'b') changes->buckets.insert(std::move(value));
+        else if (kind == 'b') {
+          if (std::stoll(r.value(row, 4)) <= cp.op_id)
+            changes->totals.emplace(value, BucketTotals{static_cast<uint32_t>(std::stoll(r.value(row, 2))),
+                                                        std::stoll(r.value(row, 3))});
+          changes->buckets.insert(std::move(value));
+        }
         else if (kind == 'w') changes->write_checkpoint_keys.insert(std::move(value));
       }
     }

@@ -98,7 +98,8 @@ void SyncSession::pump() {
 }
 
 // Re-resolves from what the client was last told when the hub knows what changed since: no query
-// if none of the stream's buckets changed, else checksums of just the changed ones. False when a
+// if none of the stream's buckets changed or the hub read their new totals, else checksums of just
+// the changed ones. False when a
 // full resolve is needed (first checkpoint, parameter rows written, write checkpoint may differ,
 // unknown history).
 bool SyncSession::resolve_from_changes() {
@@ -109,8 +110,18 @@ bool SyncSession::resolve_from_changes() {
   std::vector<std::string> stale;
   for (const auto& [name, b] : machine_.last_sent_buckets())
     if (changes->buckets.count(name)) stale.push_back(name);
-  if (stale.empty()) {
-    apply_resolved(target, {});
+  std::vector<protocol::BucketState> known;  // totals the hub already read with the changes
+  for (const auto& name : stale) {
+    auto it = changes->totals.find(name);
+    if (it == changes->totals.end()) break;
+    protocol::BucketState b;
+    b.bucket = name;
+    b.checksum = it->second.checksum;
+    b.count = it->second.count;
+    known.push_back(std::move(b));
+  }
+  if (known.size() == stale.size()) {
+    apply_resolved(target, known);
     return true;
   }
   query_in_flight_ = true;

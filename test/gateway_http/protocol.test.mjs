@@ -230,6 +230,8 @@ async function main() {
     assert.deepEqual(diff.removed_buckets, []);
     assert.equal(lines[1].data.after, firstMine[firstMine.length - 1].op_id);  // the position reached
     assert.deepEqual(lines[1].data.data.map((o) => o.object_id), ['l-b']);
+    const sum = (ops) => ops.reduce((acc, o) => acc + o.checksum, 0);
+    assert.equal(u32(diff.updated_buckets[0].checksum), u32(sum(firstMine) + sum(lines[1].data.data)));
     assert.deepEqual(lines[2], { checkpoint_complete: { last_op_id: diff.last_op_id } });
 
     await commit(`INSERT INTO items VALUES ('other-1', 'someone-else', 'z');`);

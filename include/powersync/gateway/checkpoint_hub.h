@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -20,9 +21,15 @@ namespace powersync::gateway {
 // What may have changed between two checkpoints: buckets with new ops, write-checkpoint keys whose
 // visibility may differ, and whether any parameter-lookup rows were written (dynamic bucket sets
 // may differ). Always a superset of the real change.
+struct BucketTotals {
+  uint32_t checksum = 0;
+  int64_t count = 0;
+};
 struct CheckpointChanges {
   bool parameters_changed = false;
   std::unordered_set<std::string> buckets;
+  // Checksum/count at the new checkpoint of changed buckets with no op past it (one-step changes only).
+  std::unordered_map<std::string, BucketTotals> totals;
   std::unordered_set<std::string> write_checkpoint_keys;
 };
 
