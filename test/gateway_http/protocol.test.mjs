@@ -16,11 +16,11 @@ async function freePort() {
   });
 }
 
-async function startGateway(extra = []) {
+async function startGateway(extra = [], { noFileKeys = false } = {}) {
   const port = await freePort();
   const db = `host=${process.env.PGHOST} port=${process.env.PGPORT} dbname=${process.env.PGDATABASE} user=${process.env.PGUSER}`;
-  const args = ['--db', db, '--listen', `127.0.0.1:${port}`, '--jwks', `${process.env.KEYS_DIR}/jwks.json`,
-    '--audience', 'powersync-test', ...extra];
+  const keyArgs = noFileKeys ? [] : ['--jwks', `${process.env.KEYS_DIR}/jwks.json`];
+  const args = ['--db', db, '--listen', `127.0.0.1:${port}`, ...keyArgs, '--audience', 'powersync-test', ...extra];
   const proc = spawn(process.env.GW_BIN, args, { stdio: ['ignore', 'inherit', 'pipe'] });
   let stderr = '';
   proc.stderr.on('data', (d) => { stderr += d; });
@@ -403,6 +403,8 @@ async function main() {
     b.close();
   });
 
+  await runJwksUrlTests();
+
   await T.test('SIGTERM ends open streams cleanly and exits 0', async () => {
     const g = await startGateway();
     const s = await openStream(g.base, tok());
@@ -413,6 +415,63 @@ async function main() {
     const { code } = await g.exited;
     assert.equal(code, 0, g.stderr());
   });
+}
+
+// --jwks-url: keys from a local HTTP server, refreshed every second; rotation and bad documents.
+async function runJwksUrlTests() {
+  const http = await import('node:http');
+  const crypto = await import('node:crypto');
+  const secrets = { remote1: crypto.randomBytes(32), remote2: crypto.randomBytes(32) };
+  const jwk = (kid) => ({ kty: 'oct', kid, alg: 'HS256', k: secrets[kid].toString('base64url') });
+  let served = JSON.stringify({ keys: [jwk('remote1')] });
+  let fetches = 0;
+  const server = http.createServer((req, res) => {
+    fetches++;
+    res.writeHead(req.url === '/.well-known/jwks.json' ? 200 : 404, { 'content-type': 'application/json' });
+    res.end(served);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${server.address().port}/.well-known/jwks.json`;
+  const now = () => Math.floor(Date.now() / 1000);
+  const remoteToken = (kid) => hmacToken(secrets[kid], { alg: 'HS256', kid }, { sub: 'jw', aud: 'powersync-test', iat: now(), exp: now() + 300 });
+  const status = async (g, token) => (await authGet(g, '/write-checkpoint2.json', token)).status;
+  const eventually = async (what, fn) => {
+    for (let i = 0; i < 60; i++) {
+      if (await fn()) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`timed out waiting for ${what}`);
+  };
+  try {
+    const g = await startGateway(['--jwks-url', url, '--jwks-refresh-seconds', '1'], { noFileKeys: true });
+    await T.test('--jwks-url: keys of the fetched document verify tokens; only those keys', async () => {
+      assert.equal(await status(g, remoteToken('remote1')), 200);
+      assert.equal(await status(g, tok()), 401);  // the suite's file keys were not given to this gateway
+    });
+    await T.test('--jwks-url: a rotated document is picked up at the next refresh', async () => {
+      served = JSON.stringify({ keys: [jwk('remote2')] });
+      await eventually('the rotated key', async () => (await status(g, remoteToken('remote2'))) === 200);
+      await expectError(await authGet(g, '/write-checkpoint2.json', remoteToken('remote1')), 401, 'PSYNC_S2102');
+    });
+    await T.test('--jwks-url: a bad document keeps the previous keys', async () => {
+      served = '{"keys": 5}';
+      const seen = fetches;
+      await eventually('two more fetches', async () => fetches >= seen + 2);
+      assert.equal(await status(g, remoteToken('remote2')), 200);
+      assert.match(g.stderr(), /not loaded/);
+    });
+    await T.test('--jwks-url with a bad URL is refused at start with exit code 2', async () => {
+      const bad = spawn(process.env.GW_BIN, ['--db', 'host=127.0.0.1', '--jwks-url', 'ftp://example/jwks', '--audience', 'a']);
+      let err = '';
+      bad.stderr.on('data', (d) => { err += d; });
+      const code = await new Promise((r) => bad.on('exit', r));
+      assert.equal(code, 2);
+      assert.match(err, /--jwks-url "ftp:\/\/example\/jwks": the scheme must be http or https/);
+    });
+    g.proc.kill('SIGTERM');
+  } finally {
+    server.close();
+  }
 }
 
 async function runCrudTests(gw) {

@@ -12,6 +12,8 @@ struct GatewayConfig {
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 8080;
   std::string jwks_file;
+  std::string jwks_url;                  // remote JWKS (http/https), merged with jwks_file's keys
+  int jwks_refresh_seconds = 300;
   std::vector<std::string> audiences;
   bool crud_upload = false;
   std::vector<std::string> crud_tables;  // allow-list for /api/crud ("table" or "schema.table")
