@@ -1,7 +1,7 @@
 // Protocol tests of powersync-gateway over real HTTP against a real Postgres running the extension:
 // rules.yaml deployed, rows written to schema.sql's tables, the replication worker's checkpoints. Env: GW_BIN, PGHOST/PGPORT/PGDATABASE/PGUSER, KEYS_DIR, WORK_DIR.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { mint, hmacToken, loadKeys, sql, openStream, runner, keyOf } from './lib.mjs';
 
@@ -469,6 +469,57 @@ async function runJwksUrlTests() {
       assert.match(err, /--jwks-url "ftp:\/\/example\/jwks": the scheme must be http or https/);
     });
     g.proc.kill('SIGTERM');
+    await runJwksHttpsTests(jwk('remote1'), remoteToken('remote1'));
+  } finally {
+    server.close();
+  }
+}
+
+// https: the certificate must verify against the CA store (SSL_CERT_FILE points OpenSSL's default
+// store at the test's self-signed certificate) and name the host.
+async function runJwksHttpsTests(key, token) {
+  const https = await import('node:https');
+  const fs = await import('node:fs');
+  const dir = process.env.WORK_DIR;
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
+    '-keyout', `${dir}/tls.key`, '-out', `${dir}/tls.crt`, '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
+    { stdio: 'ignore' });
+  const server = https.createServer({ key: fs.readFileSync(`${dir}/tls.key`), cert: fs.readFileSync(`${dir}/tls.crt`) }, (req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ keys: [key] }));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const url = `https://127.0.0.1:${server.address().port}/jwks.json`;
+  try {
+    await T.test('--jwks-url over https: a certificate the CA store trusts is accepted', async () => {
+      const prev = process.env.SSL_CERT_FILE;
+      process.env.SSL_CERT_FILE = `${dir}/tls.crt`;
+      try {
+        const g = await startGateway(['--jwks-url', url], { noFileKeys: true });
+        assert.equal((await authGet(g, '/write-checkpoint2.json', token)).status, 200);
+        g.proc.kill('SIGTERM');
+      } finally {
+        if (prev === undefined) delete process.env.SSL_CERT_FILE;
+        else process.env.SSL_CERT_FILE = prev;
+      }
+    });
+    await T.test('--jwks-url over https: an untrusted certificate is refused (gateway stays not ready)', async () => {
+      const port = await freePort();
+      const g = spawn(process.env.GW_BIN, ['--db', `host=${process.env.PGHOST} port=${process.env.PGPORT} dbname=${process.env.PGDATABASE}`,
+        '--listen', `127.0.0.1:${port}`, '--jwks-url', url, '--audience', 'powersync-test'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      g.stderr.on('data', (d) => { err += d; });
+      try {
+        for (let i = 0; i < 50 && !/TLS handshake failed/.test(err); i++) await new Promise((r) => setTimeout(r, 100));
+        assert.match(err, /TLS handshake failed: .*certificate verify failed/);
+        const probe = await fetch(`http://127.0.0.1:${port}/probes/readiness`);
+        assert.equal(probe.status, 400);
+        assert.match((await probe.json()).reason, /JWKS/);
+        assert.equal((await authGet({ base: `http://127.0.0.1:${port}` }, '/write-checkpoint2.json', token)).status, 401);
+      } finally {
+        g.kill('SIGKILL');
+      }
+    });
   } finally {
     server.close();
   }

@@ -50,6 +50,7 @@ class Gateway {
   SyncQueries& queries() { return queries_; }
   bool shutting_down() const { return shutting_down_; }
   bool ready() const;
+  bool jwks_pending() const { return jwks_fetcher_ && !jwks_fetcher_->loaded(); }
 
   // Stream bookkeeping (concurrency limit, graceful shutdown).
   bool try_admit_stream();
