@@ -23,7 +23,7 @@ gw_pid=
 cleanup() { [ -n "$gw_pid" ] && kill "$gw_pid" 2>/dev/null; _pg_cluster_cleanup; rm -rf "$work"; }
 trap cleanup EXIT
 pg_cluster_start "$work/pg" "" "max_connections = 50
-shared_buffers = 256MB" || exit 1
+shared_buffers = ${BENCH_SHARED_BUFFERS:-1GB}" || exit 1
 as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres bench
 export PGDATABASE=bench PATH="$PG_BIN:$PATH" PGOPTIONS="-c client_min_messages=warning"
 mkdir -p "$work/keys" && node "$ROOT/test/gateway_http/make_keys.mjs" "$work/keys"
