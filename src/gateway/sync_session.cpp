@@ -2,12 +2,42 @@
 // before any line (e.g. too many buckets) still get a proper error response.
 #include "powersync/gateway/sync_session.h"
 
+#include <algorithm>
 #include <boost/asio/write.hpp>
+#include <cctype>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <ctime>
 #include <iostream>
 #include <random>
 
 namespace powersync::gateway {
+
+bool prefers_bson(std::string_view accept) {
+  double bson_q = 0, ndjson_q = -1, wildcard_q = -1;
+  size_t pos = 0;
+  while (pos <= accept.size()) {
+    size_t comma = accept.find(',', pos);
+    if (comma == std::string_view::npos) comma = accept.size();
+    std::string range(accept.substr(pos, comma - pos));
+    pos = comma + 1;
+    for (char& c : range) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    range.erase(std::remove(range.begin(), range.end(), ' '), range.end());
+    range.erase(std::remove(range.begin(), range.end(), '\t'), range.end());
+    double q = 1;
+    size_t semi = range.find(';');
+    std::string type = range.substr(0, semi);
+    if (semi != std::string::npos) {
+      size_t qpos = range.find(";q=", semi);
+      if (qpos != std::string::npos) q = std::strtod(range.c_str() + qpos + 3, nullptr);
+    }
+    if (type == "application/vnd.powersync.bson-stream") bson_q = std::max(bson_q, q);
+    else if (type == "application/x-ndjson") ndjson_q = std::max(ndjson_q, q);
+    else if (type == "application/*" || type == "*/*") wildcard_q = std::max(wildcard_q, q);
+  }
+  if (ndjson_q < 0) ndjson_q = wildcard_q;
+  return bson_q > 0 && bson_q > ndjson_q;
+}
 
 namespace {
 constexpr size_t kMaxBacklogBytes = 256 * 1024;  // stop fetching while this much is unsent
@@ -22,8 +52,9 @@ http::status status_for(const std::string& code) {
 }  // namespace
 
 SyncSession::SyncSession(Gateway& gateway, beast::tcp_stream stream, unsigned http_version, VerifiedToken token,
-                         protocol::SyncRequest request)
+                         protocol::SyncRequest request, bool bson)
     : gw_(gateway),
+      bson_(bson),
       stream_(std::move(stream)),
       http_version_(http_version),
       token_(std::move(token)),
@@ -226,8 +257,34 @@ void SyncSession::finish_with_error() {
   end();
 }
 
+// BSON stream (spec §1.3): the same lines, each as one BSON document, back to back.
+std::string to_bson_documents(const std::string& lines) {
+  std::string out;
+  size_t start = 0;
+  while (start < lines.size()) {
+    size_t end = lines.find('\n', start);
+    if (end == std::string::npos) end = lines.size();
+    if (end > start) {
+      auto doc = nlohmann::json::to_bson(nlohmann::json::parse(lines.begin() + static_cast<std::ptrdiff_t>(start),
+                                                               lines.begin() + static_cast<std::ptrdiff_t>(end)));
+      out.append(reinterpret_cast<const char*>(doc.data()), doc.size());
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
 void SyncSession::emit(std::string lines) {
   if (lines.empty() || closed_) return;
+  if (bson_) {
+    try {
+      lines = to_bson_documents(lines);
+    } catch (const std::exception& e) {  // never expected: every line is JSON we wrote
+      std::cerr << "powersync-gateway: cannot encode a sync line as BSON: " << e.what() << "\n";
+      end();
+      return;
+    }
+  }
   if (pending_.empty()) pending_.swap(lines);
   else pending_ += lines;
   kick_writes();
@@ -265,7 +322,7 @@ void SyncSession::kick_writes() {
     if (pending_.empty() && !ending_) return;
     headers_started_ = true;
     header_.emplace(http::status::ok, http_version_);
-    header_->set(http::field::content_type, "application/x-ndjson");
+    header_->set(http::field::content_type, bson_ ? "application/vnd.powersync.bson-stream" : "application/x-ndjson");
     header_->set("X-Accel-Buffering", "no");
     header_->set(http::field::cache_control, "no-cache");
     add_cors_headers(*header_);

@@ -60,6 +60,8 @@ async function main() {
     assert.equal(await count(), 2503);
     assert.equal((await db.get(`SELECT v FROM items WHERE id = 'h2'`)).v, 'high 2');
     const lines = proxy.streams[0].lines;
+    // The SDK asks for BSON (Accept q=0.9 over NDJSON's 0.8) and its core parses that stream.
+    assert.equal(proxy.streams[0].contentType, 'application/vnd.powersync.bson-stream');
     assert.ok(lines.indexOf('partial_checkpoint_complete') < lines.indexOf('checkpoint_complete'));
   });
 

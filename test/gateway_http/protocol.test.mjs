@@ -206,6 +206,25 @@ async function main() {
     s.close();
   });
 
+  await T.test('BSON stream for clients that prefer it (Accept as the JS SDK sends it), same lines as NDJSON', async () => {
+    const accept = { accept: 'application/vnd.powersync.bson-stream;q=0.9,application/x-ndjson;q=0.8' };
+    const b = await openStream(gw.base, tok({ sub: 'p1' }), { raw_data: true }, accept);
+    assert.equal(b.res.headers.get('content-type'), 'application/vnd.powersync.bson-stream');
+    const bsonLines = await b.until('checkpoint_complete');
+    b.close();
+    const n = await openStream(gw.base, tok({ sub: 'p1' }));
+    const jsonLines = await n.until('checkpoint_complete');
+    n.close();
+    assert.deepEqual(bsonLines, jsonLines);
+    assert.equal(typeof bsonLines[3].data.data[0].data, 'string');
+    for (const other of ['application/x-ndjson', '*/*', 'application/x-ndjson;q=1, application/vnd.powersync.bson-stream;q=0.5',
+      'application/vnd.powersync.bson-stream;q=0']) {
+      const s = await openStream(gw.base, tok({ sub: 'p1' }), { raw_data: true }, { accept: other });
+      assert.equal(s.res.headers.get('content-type'), 'application/x-ndjson', other);
+      s.close();
+    }
+  });
+
   await T.test('empty bucket set still gets checkpoint_complete', async () => {
     const s = await openStream(gw.base, tok({ sub: 'nobody' }));
     const lines = await s.until('checkpoint_complete');

@@ -10,10 +10,14 @@
 
 namespace powersync::gateway {
 
+// True when an Accept header prefers the BSON stream over NDJSON (q-values; wildcards count for
+// NDJSON only, so BSON is sent only to clients that name it).
+bool prefers_bson(std::string_view accept);
+
 class SyncSession : public std::enable_shared_from_this<SyncSession> {
  public:
   SyncSession(Gateway& gateway, beast::tcp_stream stream, unsigned http_version, VerifiedToken token,
-              protocol::SyncRequest request);
+              protocol::SyncRequest request, bool bson = false);
   ~SyncSession();
   void start();
   // Ends the stream cleanly (pending lines, then the terminating chunk).
@@ -35,6 +39,7 @@ class SyncSession : public std::enable_shared_from_this<SyncSession> {
   void watch_disconnect();
 
   Gateway& gw_;
+  bool bson_;  // application/vnd.powersync.bson-stream instead of NDJSON
   beast::tcp_stream stream_;
   unsigned http_version_;
   VerifiedToken token_;
