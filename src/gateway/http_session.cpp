@@ -170,7 +170,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
             false);
       return;
     }
-    bool bson = prefers_bson(std::string_view(request_[http::field::accept].data(), request_[http::field::accept].size()));
+    bool bson = gw_.config().bson_streams && prefers_bson(std::string_view(request_[http::field::accept].data(), request_[http::field::accept].size()));
     auto session = std::make_shared<SyncSession>(gw_, std::move(stream_), v, std::move(token), std::move(req), bson);
     session->start();
   }

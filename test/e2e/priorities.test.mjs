@@ -18,7 +18,7 @@ let gateway = null;
 async function startGateway() {
   const db = `host=${process.env.PGHOST} port=${process.env.PGPORT} dbname=${process.env.PGDATABASE} user=${process.env.PGUSER}`;
   const proc = spawn(process.env.GW_BIN, ['--db', db, '--listen', `127.0.0.1:${gwPort}`, '--jwks', `${process.env.KEYS_DIR}/jwks.json`,
-    '--audience', 'powersync-test'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    '--audience', 'powersync-test', '--bson-streams'], { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
   for (let i = 0; i < 100; i++) {
     try { if ((await fetch(`http://127.0.0.1:${gwPort}/probes/readiness`)).status === 200) return { proc, exited }; } catch {}
@@ -60,7 +60,7 @@ async function main() {
     assert.equal(await count(), 2503);
     assert.equal((await db.get(`SELECT v FROM items WHERE id = 'h2'`)).v, 'high 2');
     const lines = proxy.streams[0].lines;
-    // The SDK asks for BSON (Accept q=0.9 over NDJSON's 0.8) and its core parses that stream.
+    // The SDK asks for BSON (Accept q=0.9 over NDJSON's 0.8); with --bson-streams its core parses that.
     assert.equal(proxy.streams[0].contentType, 'application/vnd.powersync.bson-stream');
     assert.ok(lines.indexOf('partial_checkpoint_complete') < lines.indexOf('checkpoint_complete'));
   });

@@ -90,7 +90,7 @@ async function expectError(res, status, code) {
 }
 
 async function main() {
-  const gw = await startGateway(['--keepalive-seconds', '1', '--enable-crud-upload', '--crud-tables', 'todos,public.lists',
+  const gw = await startGateway(['--bson-streams', '--keepalive-seconds', '1', '--enable-crud-upload', '--crud-tables', 'todos,public.lists',
     '--crud-role', 'app_user', '--max-body-bytes', '65536']);
   mainGateway = gw;
   version = sql(`SELECT id FROM powersync.sync_rules WHERE state = 'ACTIVE'`);
@@ -223,6 +223,11 @@ async function main() {
       assert.equal(s.res.headers.get('content-type'), 'application/x-ndjson', other);
       s.close();
     }
+    const plain = await startGateway();  // without --bson-streams: NDJSON for everyone
+    const p = await openStream(plain.base, tok({ sub: 'p1' }), { raw_data: true }, accept);
+    assert.equal(p.res.headers.get('content-type'), 'application/x-ndjson');
+    p.close();
+    plain.proc.kill('SIGTERM');
   });
 
   await T.test('empty bucket set still gets checkpoint_complete', async () => {

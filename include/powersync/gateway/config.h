@@ -25,6 +25,7 @@ struct GatewayConfig {
   int64_t max_token_lifetime = 86400;    // seconds (exp - iat)
   int keepalive_seconds = 20;            // token_expires_in interval
   int ops_fetch_limit = 1000;            // ops per storage query
+  bool bson_streams = false;             // answer BSON to clients whose Accept prefers it
   bool show_help = false;
 };
 
