@@ -1,5 +1,8 @@
 // Checkpoint fan-out. Notices are coalesced: while a checkpoint read is running, further notices
-// only cause one more read afterwards. A slow poll covers notices lost during reconnects.
+// only cause one more read afterwards. A slow poll covers notices lost during reconnects. Before a
+// new checkpoint is handed out, the hub reads what changed since the previous one (storage tables
+// bucket_state, bucket_parameters, write_checkpoints), so streams whose buckets did not change
+// need no query at all; without those tables every stream resolves in full.
 #include "powersync/gateway/checkpoint_hub.h"
 
 #include <iostream>
@@ -12,7 +15,18 @@ const char* kCheckpointSql =
     "SELECT cp.op_id, cp.lsn::text,"
     " to_regprocedure('powersync.write_checkpoint_at(text,text,bigint)') IS NOT NULL"
     " FROM powersync.checkpoint() cp";
+// Kinds: v = active version, p = parameter rows written, b = bucket with new ops (with its running
+// totals and newest op: when that op is not past the new checkpoint, the totals are the bucket's
+// checksum and count at it), w = write-checkpoint key whose LSN is past the previous checkpoint (its
+// visible value may differ). $1/$2: previous op id/LSN.
+const char* kChangesSql =
+    "SELECT 'v', s.id::text, NULL::bigint, NULL::bigint, NULL::bigint FROM powersync.sync_rules s WHERE s.state = 'ACTIVE'"
+    " UNION ALL SELECT 'p', NULL, NULL, NULL, NULL"
+    "  WHERE EXISTS (SELECT 1 FROM powersync.bucket_parameters p WHERE p.id > $1::bigint)"
+    " UNION ALL SELECT 'b', b.bucket, b.checksum, b.count, b.last_op FROM powersync.bucket_state b WHERE b.last_op > $1::bigint"
+    " UNION ALL SELECT 'w', w.user_id, NULL, NULL, NULL FROM powersync.write_checkpoints w WHERE w.lsn > $2::pg_lsn";
 constexpr auto kPollInterval = std::chrono::seconds(5);
+constexpr size_t kTransitionsKept = 16;
 }  // namespace
 
 CheckpointHub::CheckpointHub(asio::io_context& io, std::string conninfo, StorageFeatures& features)
@@ -84,28 +98,85 @@ void CheckpointHub::refresh() {
   }
   refreshing_ = true;
   conn_->query(kCheckpointSql, {}, [this](PgResult r) {
-    refreshing_ = false;
     if (!r.ok() || r.rows() < 1) {
       last_error_ = r.ok() ? "powersync.checkpoint() returned no row" : r.error();
-    } else {
-      last_error_.clear();
-      features_.write_checkpoint_at = r.value(0, 2)[0] == 't';
-      protocol::Checkpoint cp{std::stoll(r.value(0, 0)), r.value(0, 1)};
-      if (!latest_ || cp != *latest_) {
-        latest_ = cp;
-        // Listeners may unsubscribe while being called; iterate over a snapshot of the ids.
-        std::vector<uint64_t> ids;
-        ids.reserve(listeners_.size());
-        for (const auto& [id, l] : listeners_) ids.push_back(id);
-        for (uint64_t id : ids)
-          if (auto it = listeners_.find(id); it != listeners_.end()) it->second(cp);
+      return finish_refresh();
+    }
+    last_error_.clear();
+    features_.write_checkpoint_at = r.value(0, 2)[0] == 't';
+    protocol::Checkpoint cp{std::stoll(r.value(0, 0)), r.value(0, 1)};
+    if (latest_ && cp == *latest_) return finish_refresh();
+    read_changes(cp);
+  });
+}
+
+void CheckpointHub::read_changes(const protocol::Checkpoint& cp) {
+  const protocol::Checkpoint& prev = latest_ ? *latest_ : cp;
+  conn_->query(kChangesSql, {std::to_string(prev.op_id), prev.lsn}, [this, cp](PgResult r) {
+    std::shared_ptr<CheckpointChanges> changes;
+    std::string version;
+    if (r.ok()) {
+      changes = std::make_shared<CheckpointChanges>();
+      for (int row = 0; row < r.rows(); ++row) {
+        char kind = r.value(row, 0)[0];
+        std::string value(r.value(row, 1), static_cast<size_t>(r.length(row, 1)));
+        if (kind == 'v') version = std::move(value);
+        else if (kind == 'p') changes->parameters_changed = true;
+        else if (kind == 'b') {
+          if (std::stoll(r.value(row, 4)) <= cp.op_id)
+            changes->totals.emplace(value, BucketTotals{static_cast<uint32_t>(std::stoll(r.value(row, 2))),
+                                                        std::stoll(r.value(row, 3))});
+          changes->buckets.insert(std::move(value));
+        }
+        else if (kind == 'w') changes->write_checkpoint_keys.insert(std::move(value));
       }
     }
-    if (refresh_again_) {
-      refresh_again_ = false;
-      refresh();
+    // A new rules version (or no change tracking) makes every stream resolve in full.
+    if (version.empty() || version != latest_version_) changes.reset();
+    if (latest_) {
+      transitions_.push_back(Transition{*latest_, cp, std::move(changes)});
+      if (transitions_.size() > kTransitionsKept) transitions_.erase(transitions_.begin());
     }
+    latest_version_ = version;
+    publish(cp);
+    finish_refresh();
   });
+}
+
+void CheckpointHub::publish(const protocol::Checkpoint& cp) {
+  latest_ = cp;
+  // Listeners may unsubscribe while being called; iterate over a snapshot of the ids.
+  std::vector<uint64_t> ids;
+  ids.reserve(listeners_.size());
+  for (const auto& [id, l] : listeners_) ids.push_back(id);
+  for (uint64_t id : ids)
+    if (auto it = listeners_.find(id); it != listeners_.end()) it->second(cp);
+}
+
+void CheckpointHub::finish_refresh() {
+  refreshing_ = false;
+  if (refresh_again_) {
+    refresh_again_ = false;
+    refresh();
+  }
+}
+
+std::shared_ptr<const CheckpointChanges> CheckpointHub::changes_between(const protocol::Checkpoint& from,
+                                                                       const protocol::Checkpoint& to) const {
+  size_t first = 0;
+  while (first < transitions_.size() && transitions_[first].from != from) ++first;
+  if (first == transitions_.size()) return nullptr;
+  if (transitions_[first].to == to) return transitions_[first].changes;  // the common case: one step
+  auto all = std::make_shared<CheckpointChanges>();
+  for (size_t i = first; i < transitions_.size(); ++i) {
+    const Transition& t = transitions_[i];
+    if (!t.changes || (i > first && t.from != transitions_[i - 1].to)) return nullptr;
+    all->parameters_changed |= t.changes->parameters_changed;
+    all->buckets.insert(t.changes->buckets.begin(), t.changes->buckets.end());
+    all->write_checkpoint_keys.insert(t.changes->write_checkpoint_keys.begin(), t.changes->write_checkpoint_keys.end());
+    if (t.to == to) return all;
+  }
+  return nullptr;
 }
 
 }  // namespace powersync::gateway

@@ -1,6 +1,9 @@
 // The gateway process object: listener, readiness, stream registry and graceful shutdown.
 #include "powersync/gateway/gateway.h"
 
+#include <fstream>
+#include <sstream>
+
 #include <boost/asio/post.hpp>
 #include <iostream>
 
@@ -57,7 +60,32 @@ void Gateway::start() {
   bound_port_ = acceptor_.local_endpoint().port();
   pool_.start();
   hub_.start();
+  if (!config_.jwks_url.empty()) {
+    if (!config_.jwks_file.empty()) {
+      std::ifstream in(config_.jwks_file);
+      std::stringstream text;
+      text << in.rdbuf();
+      file_keys_ = nlohmann::json::parse(text.str(), nullptr, false).value("keys", nlohmann::json::array());
+    }
+    jwks_fetcher_ = std::make_unique<JwksFetcher>(io_, config_.jwks_url, std::chrono::seconds(config_.jwks_refresh_seconds),
+                                                  [this](const std::string& body) { return accept_remote_jwks(body); });
+    jwks_fetcher_->start();
+  }
   accept();
+}
+
+// The key set becomes --jwks's keys plus the fetched document's; a bad document changes nothing.
+std::string Gateway::accept_remote_jwks(const std::string& body) {
+  auto doc = nlohmann::json::parse(body, nullptr, false);
+  if (!doc.is_object() || !doc.contains("keys") || !doc["keys"].is_array()) return "not a JWKS document ({\"keys\": [...]})";
+  nlohmann::json merged = {{"keys", file_keys_}};
+  for (const auto& k : doc["keys"]) merged["keys"].push_back(k);
+  try {
+    keys_ = JwksKeySet::parse(merged.dump());
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return {};
 }
 
 void Gateway::accept() {
@@ -74,7 +102,10 @@ void Gateway::accept() {
   });
 }
 
-bool Gateway::ready() const { return !shutting_down_ && hub_.latest().has_value() && pool_.open_connections() > 0; }
+bool Gateway::ready() const {
+  return !shutting_down_ && hub_.latest().has_value() && pool_.open_connections() > 0 &&
+         (!jwks_fetcher_ || jwks_fetcher_->loaded());
+}
 
 bool Gateway::try_admit_stream() { return !shutting_down_ && streams_.size() < config_.max_connections; }
 
@@ -107,6 +138,7 @@ void Gateway::shutdown() {
 void Gateway::maybe_stop() {
   if (!shutting_down_ || !streams_.empty()) return;
   hub_.stop();
+  if (jwks_fetcher_) jwks_fetcher_->stop();
   pool_.stop();
   asio::post(io_, [this] { io_.stop(); });
 }

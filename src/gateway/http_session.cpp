@@ -117,7 +117,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       bool ready = gw_.ready();
       nlohmann::json body = {{"ready", ready}, {"started", true}, {"streams", gw_.active_streams()}};
       if (const auto& cp = gw_.hub().latest()) body["checkpoint"] = std::to_string(cp->op_id) + "@" + cp->lsn;
-      if (!ready) body["reason"] = gw_.shutting_down() ? "shutting down" : gw_.hub().last_error().empty() ? "waiting for the database" : gw_.hub().last_error();
+      if (!ready)
+        body["reason"] = gw_.shutting_down()           ? "shutting down"
+                         : gw_.jwks_pending()          ? "waiting for the first JWKS document from --jwks-url"
+                         : gw_.hub().last_error().empty() ? "waiting for the database"
+                                                          : gw_.hub().last_error();
       reply(json_response(v, ready ? http::status::ok : http::status::bad_request, body.dump()), true);
       return;
     }
@@ -166,7 +170,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
             false);
       return;
     }
-    auto session = std::make_shared<SyncSession>(gw_, std::move(stream_), v, std::move(token), std::move(req));
+    bool bson = gw_.config().bson_streams && prefers_bson(std::string_view(request_[http::field::accept].data(), request_[http::field::accept].size()));
+    auto session = std::make_shared<SyncSession>(gw_, std::move(stream_), v, std::move(token), std::move(req), bson);
     session->start();
   }
 

@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    JwksKeySet keys = JwksKeySet::load_file(config.jwks_file);
+    JwksKeySet keys = config.jwks_file.empty() ? JwksKeySet() : JwksKeySet::load_file(config.jwks_file);
     asio::io_context io(1);
     Gateway gateway(io, config, std::move(keys));
     gateway.start();

@@ -4,6 +4,7 @@
 #include "powersync/gateway/sync_queries.h"
 
 #include <charconv>
+#include <unordered_map>
 
 namespace powersync::gateway {
 
@@ -37,6 +38,9 @@ const char* kOpsBatchSql =
     "SELECT r.i, o.* FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::int[]) WITH ORDINALITY AS r(bucket, after, cp, lim, i)"
     " CROSS JOIN LATERAL powersync.bucket_ops(r.bucket, r.after, r.cp, r.lim) AS o"
     " ORDER BY r.i, o.op_id";  // no WITH ORDINALITY: it would stop the planner inlining bucket_ops
+
+const char* kChecksumsSql = "SELECT bucket, checksum, count FROM powersync.bucket_checksums($1::text[], $2::bigint)";
+constexpr size_t kMaxChecksumBuckets = 2000;  // per statement: a big fan-out spreads over the pool
 
 std::string ops_key(const protocol::OpsQuery& q) {
   return q.bucket + '\x1f' + std::to_string(q.after) + '\x1f' + std::to_string(q.at_checkpoint) + '\x1f' +
@@ -131,6 +135,72 @@ void SyncQueries::run_resolve_batch(std::shared_ptr<PgConnection> conn, std::vec
       if (!merged) res.buckets.push_back(std::move(b));
     }
     for (size_t i = 0; i < items.size(); ++i) items[i].done(std::move(outs[i]));
+  });
+}
+
+void SyncQueries::checksums(std::vector<std::string> buckets, const protocol::Checkpoint& at,
+                            std::function<void(ChecksumsOutcome)> done) {
+  checksums_pending_.push_back(ChecksumsItem{std::move(buckets), at, std::move(done)});
+  schedule_checksums();
+}
+
+void SyncQueries::schedule_checksums() {
+  if (checksums_acquiring_ || checksums_pending_.empty()) return;
+  checksums_acquiring_ = true;
+  pool_.acquire([this](std::shared_ptr<PgConnection> conn) {
+    checksums_acquiring_ = false;
+    std::vector<ChecksumsItem> batch, rest;
+    protocol::Checkpoint at = checksums_pending_.front().at;
+    size_t total = 0;
+    for (auto& item : checksums_pending_) {
+      if (item.at == at && total < kMaxChecksumBuckets) {
+        total += item.buckets.size();
+        batch.push_back(std::move(item));
+      } else {
+        rest.push_back(std::move(item));
+      }
+    }
+    checksums_pending_.swap(rest);
+    schedule_checksums();
+    run_checksums_batch(std::move(conn), std::move(batch));
+  });
+}
+
+void SyncQueries::run_checksums_batch(std::shared_ptr<PgConnection> conn, std::vector<ChecksumsItem> batch) {
+  std::vector<std::string> names;
+  std::unordered_map<std::string, std::pair<uint32_t, int64_t>> totals;
+  for (const auto& item : batch)
+    for (const auto& b : item.buckets)
+      if (totals.emplace(b, std::pair<uint32_t, int64_t>{0, 0}).second) names.push_back(b);
+  PgParams args{pg_array_literal(names), std::to_string(batch.front().at.op_id)};
+  auto shared = std::make_shared<std::vector<ChecksumsItem>>(std::move(batch));
+  auto sums = std::make_shared<decltype(totals)>(std::move(totals));
+  conn->query(kChecksumsSql, std::move(args), [this, conn, shared, sums](PgResult r) {
+    pool_.release(conn);
+    for (int row = 0; r.ok() && row < r.rows(); ++row) {
+      auto it = sums->find(std::string(r.value(row, 0), static_cast<size_t>(r.length(row, 0))));
+      if (it == sums->end()) continue;
+      it->second.first = static_cast<uint32_t>(to_int64(r.value(row, 1), r.length(row, 1)));
+      it->second.second = to_int64(r.value(row, 2), r.length(row, 2));
+    }
+    for (auto& item : *shared) {
+      ChecksumsOutcome out;
+      out.ok = r.ok();
+      if (!r.ok()) {
+        out.code = sync_error_code(r.error());
+        out.message = r.error();
+      } else {
+        for (auto& name : item.buckets) {
+          protocol::BucketState b;
+          const auto& t = (*sums)[name];
+          b.checksum = t.first;
+          b.count = t.second;
+          b.bucket = std::move(name);
+          out.buckets.push_back(std::move(b));
+        }
+      }
+      item.done(std::move(out));
+    }
   });
 }
 

@@ -2,12 +2,42 @@
 // before any line (e.g. too many buckets) still get a proper error response.
 #include "powersync/gateway/sync_session.h"
 
+#include <algorithm>
 #include <boost/asio/write.hpp>
+#include <cctype>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <ctime>
 #include <iostream>
 #include <random>
 
 namespace powersync::gateway {
+
+bool prefers_bson(std::string_view accept) {
+  double bson_q = 0, ndjson_q = -1, wildcard_q = -1;
+  size_t pos = 0;
+  while (pos <= accept.size()) {
+    size_t comma = accept.find(',', pos);
+    if (comma == std::string_view::npos) comma = accept.size();
+    std::string range(accept.substr(pos, comma - pos));
+    pos = comma + 1;
+    for (char& c : range) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    range.erase(std::remove(range.begin(), range.end(), ' '), range.end());
+    range.erase(std::remove(range.begin(), range.end(), '\t'), range.end());
+    double q = 1;
+    size_t semi = range.find(';');
+    std::string type = range.substr(0, semi);
+    if (semi != std::string::npos) {
+      size_t qpos = range.find(";q=", semi);
+      if (qpos != std::string::npos) q = std::strtod(range.c_str() + qpos + 3, nullptr);
+    }
+    if (type == "application/vnd.powersync.bson-stream") bson_q = std::max(bson_q, q);
+    else if (type == "application/x-ndjson") ndjson_q = std::max(ndjson_q, q);
+    else if (type == "application/*" || type == "*/*") wildcard_q = std::max(wildcard_q, q);
+  }
+  if (ndjson_q < 0) ndjson_q = wildcard_q;
+  return bson_q > 0 && bson_q > ndjson_q;
+}
 
 namespace {
 constexpr size_t kMaxBacklogBytes = 256 * 1024;  // stop fetching while this much is unsent
@@ -22,8 +52,9 @@ http::status status_for(const std::string& code) {
 }  // namespace
 
 SyncSession::SyncSession(Gateway& gateway, beast::tcp_stream stream, unsigned http_version, VerifiedToken token,
-                         protocol::SyncRequest request)
+                         protocol::SyncRequest request, bool bson)
     : gw_(gateway),
+      bson_(bson),
       stream_(std::move(stream)),
       http_version_(http_version),
       token_(std::move(token)),
@@ -39,6 +70,7 @@ SyncSession::SyncSession(Gateway& gateway, beast::tcp_stream stream, unsigned ht
   who_.parameters_json = request.parameters_json;
   who_.user_id = token_.user_id;
   who_.client_id = request.client_id;
+  write_checkpoint_key_ = request.client_id.empty() ? token_.user_id : token_.user_id + "/" + request.client_id;
 }
 
 // Every normal end goes through close(); a session destroyed without it is one whose handlers were
@@ -72,6 +104,7 @@ void SyncSession::pump() {
     auto self = shared_from_this();
     switch (machine_.need()) {
       case protocol::SyncStream::Need::Resolve:
+        if (resolve_from_changes()) continue;  // answered at once, or its query is in flight
         query_in_flight_ = true;
         gw_.queries().resolve(who_, machine_.resolve_target(), [self](ResolveOutcome out) {
           self->query_in_flight_ = false;
@@ -93,6 +126,64 @@ void SyncSession::pump() {
         return;
     }
   }
+}
+
+// Re-resolves from what the client was last told when the hub knows what changed since: no query
+// if none of the stream's buckets changed or the hub read their new totals, else checksums of just
+// the changed ones. False when a
+// full resolve is needed (first checkpoint, parameter rows written, write checkpoint may differ,
+// unknown history).
+bool SyncSession::resolve_from_changes() {
+  if (!machine_.sent_first_checkpoint()) return false;
+  const protocol::Checkpoint target = machine_.resolve_target();
+  auto changes = gw_.hub().changes_between(machine_.resolved_checkpoint(), target);
+  if (!changes || changes->parameters_changed || changes->write_checkpoint_keys.count(write_checkpoint_key_)) return false;
+  std::vector<std::string> stale;
+  for (const auto& [name, b] : machine_.last_sent_buckets())
+    if (changes->buckets.count(name)) stale.push_back(name);
+  std::vector<protocol::BucketState> known;  // totals the hub already read with the changes
+  for (const auto& name : stale) {
+    auto it = changes->totals.find(name);
+    if (it == changes->totals.end()) break;
+    protocol::BucketState b;
+    b.bucket = name;
+    b.checksum = it->second.checksum;
+    b.count = it->second.count;
+    known.push_back(std::move(b));
+  }
+  if (known.size() == stale.size()) {
+    apply_resolved(target, known);
+    return true;
+  }
+  query_in_flight_ = true;
+  auto self = shared_from_this();
+  gw_.queries().checksums(std::move(stale), target, [self, target](ChecksumsOutcome out) {
+    self->query_in_flight_ = false;
+    if (self->closed_) return;
+    if (out.ok) self->apply_resolved(target, out.buckets);
+    else self->machine_.fail(out.code, out.message);
+    self->emit(self->machine_.take_output());
+    self->pump();
+  });
+  return true;
+}
+
+// The last sent bucket map with `updated` checksums/counts, as a resolve result for `target`.
+void SyncSession::apply_resolved(const protocol::Checkpoint& target, const std::vector<protocol::BucketState>& updated) {
+  protocol::ResolvedCheckpoint r;
+  r.checkpoint = target;
+  r.write_checkpoint = machine_.last_write_checkpoint();
+  const auto& sent = machine_.last_sent_buckets();
+  r.buckets.reserve(sent.size());
+  for (const auto& [name, b] : sent) r.buckets.push_back(b);
+  for (const auto& u : updated)
+    for (auto& b : r.buckets)
+      if (b.bucket == u.bucket) {
+        b.checksum = u.checksum;
+        b.count = u.count;
+      }
+  machine_.on_resolved(r);
+  emit(machine_.take_output());
 }
 
 namespace {
@@ -166,8 +257,34 @@ void SyncSession::finish_with_error() {
   end();
 }
 
+// BSON stream (spec §1.3): the same lines, each as one BSON document, back to back.
+std::string to_bson_documents(const std::string& lines) {
+  std::string out;
+  size_t start = 0;
+  while (start < lines.size()) {
+    size_t end = lines.find('\n', start);
+    if (end == std::string::npos) end = lines.size();
+    if (end > start) {
+      auto doc = nlohmann::json::to_bson(nlohmann::json::parse(lines.begin() + static_cast<std::ptrdiff_t>(start),
+                                                               lines.begin() + static_cast<std::ptrdiff_t>(end)));
+      out.append(reinterpret_cast<const char*>(doc.data()), doc.size());
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
 void SyncSession::emit(std::string lines) {
   if (lines.empty() || closed_) return;
+  if (bson_) {
+    try {
+      lines = to_bson_documents(lines);
+    } catch (const std::exception& e) {  // never expected: every line is JSON we wrote
+      std::cerr << "powersync-gateway: cannot encode a sync line as BSON: " << e.what() << "\n";
+      end();
+      return;
+    }
+  }
   if (pending_.empty()) pending_.swap(lines);
   else pending_ += lines;
   kick_writes();
@@ -205,7 +322,7 @@ void SyncSession::kick_writes() {
     if (pending_.empty() && !ending_) return;
     headers_started_ = true;
     header_.emplace(http::status::ok, http_version_);
-    header_->set(http::field::content_type, "application/x-ndjson");
+    header_->set(http::field::content_type, bson_ ? "application/vnd.powersync.bson-stream" : "application/x-ndjson");
     header_->set("X-Accel-Buffering", "no");
     header_->set(http::field::cache_control, "no-cache");
     add_cors_headers(*header_);

@@ -2,18 +2,65 @@
 // download (hundreds of thousands of ops per second); shapes follow spec §1.4 exactly.
 #include "powersync/protocol/sync_lines.h"
 
+#include <charconv>
+
 #include "powersync/protocol/json_writer.h"  // append_json_string (JSON.stringify escaping)
 
 namespace powersync::protocol {
 namespace {
 
-void append_int(std::string& out, int64_t v) { out += std::to_string(v); }
+void append_int(std::string& out, int64_t v) {
+  char buf[24];
+  auto end = std::to_chars(buf, buf + sizeof(buf), v).ptr;
+  out.append(buf, static_cast<size_t>(end - buf));
+}
 
 // Op ids and write checkpoints are base-10 strings on the wire (spec §1.4, pitfall 1).
 void append_id_string(std::string& out, int64_t v) {
-  out += '"';
-  out += std::to_string(v);
-  out += '"';
+  char buf[26];
+  buf[0] = '"';
+  auto end = std::to_chars(buf + 1, buf + sizeof(buf) - 1, v).ptr;
+  *end++ = '"';
+  out.append(buf, static_cast<size_t>(end - buf));
+}
+
+// Bytes JSON.stringify escapes: control characters, '"' and '\\'.
+struct EscapeTable {
+  bool needs[256] = {};
+  EscapeTable() {
+    for (int c = 0; c < 0x20; ++c) needs[c] = true;
+    needs[static_cast<unsigned char>('"')] = needs[static_cast<unsigned char>('\\')] = true;
+  }
+};
+const EscapeTable kEscape;
+
+// The row JSON of a PUT as a JSON string (raw_data). Row JSON has a quote every few bytes, so one
+// pass writing into reserved space beats searching for the next escape; the output is the same as
+// append_json_string's (a control character, which row JSON never holds unescaped, takes that path).
+void append_row_json_string(std::string& out, std::string_view s) {
+  size_t start = out.size();
+  out.resize(start + 2 * s.size() + 2);
+  char* const base = &out[0];
+  char* d = base + start;
+  *d++ = '"';
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (!kEscape.needs[c]) {
+      *d++ = static_cast<char>(c);
+    } else if (c == '"' || c == '\\') {
+      d[0] = '\\';
+      d[1] = static_cast<char>(c);
+      d += 2;
+    } else {
+      out.resize(static_cast<size_t>(d - base));
+      size_t quote = out.size();
+      append_json_string(out, s.substr(i));
+      out.erase(quote, 1);  // its opening quote
+      return;
+    }
+  }
+  *d++ = '"';
+  out.resize(static_cast<size_t>(d - base));
 }
 
 // Bucket checksums go out as signed int32, like the reference service.
@@ -59,7 +106,7 @@ void append_op(std::string& out, const OpRecord& op, bool raw_data) {
     append_json_string(out, op.object_id);
     if (op.data) {
       out += ",\"data\":";
-      if (raw_data) append_json_string(out, *op.data);
+      if (raw_data) append_row_json_string(out, *op.data);
       else out += *op.data;
     }
     out += ",\"subkey\":";
@@ -108,6 +155,11 @@ void append_data_line(std::string& out, std::string_view bucket, int64_t after, 
   out += ",\"next_after\":";
   append_id_string(out, end > begin ? ops[end - 1].op_id : after);
   out += has_more ? ",\"has_more\":true,\"data\":[" : ",\"has_more\":false,\"data\":[";
+  size_t estimate = 0;  // one allocation for the whole line in the common case
+  for (size_t i = begin; i < end; ++i)
+    estimate += 160 + ops[i].object_type.size() + ops[i].object_id.size() + ops[i].subkey.size() +
+                (ops[i].data ? ops[i].data->size() + ops[i].data->size() / 4 : 0);
+  out.reserve(out.size() + estimate);
   for (size_t i = begin; i < end; ++i) {
     if (i != begin) out += ',';
     append_op(out, ops[i], raw_data);

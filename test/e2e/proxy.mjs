@@ -2,6 +2,7 @@
 // unchanged and keeps, per /sync/stream request, the request body and the ops received, so tests
 // can tell a resumed download from a full re-download.
 import http from 'node:http';
+import { bsonDocuments } from '../gateway_http/lib.mjs';
 
 export function startProxy(targetPort) {
   const streams = [];
@@ -15,16 +16,24 @@ export function startProxy(targetPort) {
       const up = http.request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers }, (ur) => {
         res.writeHead(ur.statusCode, ur.headers);
         let buf = '';
+        let bin = Buffer.alloc(0);
+        const note = (line) => {
+          record.lines.push(Object.keys(line)[0]);
+          if (line.data) record.ops += line.data.data.length;
+        };
+        if (record) record.contentType = ur.headers['content-type'];
         ur.on('data', (c) => {
-          if (record) {
+          if (record && record.contentType === 'application/vnd.powersync.bson-stream') {
+            const [docs, rest] = bsonDocuments(Buffer.concat([bin, c]));
+            bin = rest;
+            docs.forEach(note);
+          } else if (record) {
             buf += c.toString('utf8');
             let nl;
             while ((nl = buf.indexOf('\n')) >= 0) {
               const line = safeJson(buf.slice(0, nl));
               buf = buf.slice(nl + 1);
-              if (!line) continue;
-              record.lines.push(Object.keys(line)[0]);
-              if (line.data) record.ops += line.data.data.length;
+              if (line) note(line);
             }
           }
           res.write(c);

@@ -64,11 +64,11 @@ export function sql(query) {
 }
 
 // Opens POST /sync/stream and returns a reader of parsed lines.
-export async function openStream(base, token, body = { raw_data: true }) {
+export async function openStream(base, token, body = { raw_data: true }, extraHeaders = {}) {
   const controller = new AbortController();
   const res = await fetch(`${base}/sync/stream`, {
     method: 'POST',
-    headers: { authorization: `Token ${token}`, 'content-type': 'application/json' },
+    headers: { authorization: `Token ${token}`, 'content-type': 'application/json', ...extraHeaders },
     body: typeof body === 'string' ? body : JSON.stringify(body),
     signal: controller.signal,
   });
@@ -81,8 +81,17 @@ export async function openStream(base, token, body = { raw_data: true }) {
     if (!res.body) { ended = true; return; }
     const decoder = new TextDecoder();
     let buf = '';
+    let bin = Buffer.alloc(0);
+    const isBson = res.headers.get('content-type') === 'application/vnd.powersync.bson-stream';
     try {
       for await (const chunk of res.body) {
+        if (isBson) {
+          const [docs, rest] = bsonDocuments(Buffer.concat([bin, Buffer.from(chunk)]));
+          bin = rest;
+          queue.push(...docs);
+          wake();
+          continue;
+        }
         buf += decoder.decode(chunk, { stream: true });
         let nl;
         while ((nl = buf.indexOf('\n')) >= 0) {
@@ -166,3 +175,42 @@ export function runner() {
 }
 
 export const keyOf = (line) => Object.keys(line)[0];
+
+// Decodes one BSON document (the types sync lines use) at `off`; returns [value, next offset].
+function bsonDocument(buf, off, isArray) {
+  const end = off + buf.readInt32LE(off);
+  const out = isArray ? [] : {};
+  let p = off + 4;
+  while (p < end - 1) {
+    const type = buf[p++];
+    const keyEnd = buf.indexOf(0, p);
+    const key = buf.toString('utf8', p, keyEnd);
+    p = keyEnd + 1;
+    let v;
+    switch (type) {
+      case 0x01: v = buf.readDoubleLE(p); p += 8; break;
+      case 0x02: { const n = buf.readInt32LE(p); v = buf.toString('utf8', p + 4, p + 4 + n - 1); p += 4 + n; break; }
+      case 0x03: case 0x04: [v, p] = bsonDocument(buf, p, type === 0x04); break;
+      case 0x08: v = buf[p++] === 1; break;
+      case 0x0a: v = null; break;
+      case 0x10: v = buf.readInt32LE(p); p += 4; break;
+      case 0x12: v = Number(buf.readBigInt64LE(p)); p += 8; break;
+      default: throw new Error(`BSON type 0x${type.toString(16)} not expected in a sync line`);
+    }
+    if (isArray) out.push(v);
+    else out[key] = v;
+  }
+  return [out, end];
+}
+
+// Splits a BSON stream buffer into complete documents; returns [documents, rest].
+export function bsonDocuments(buf) {
+  const docs = [];
+  let off = 0;
+  while (buf.length - off >= 4 && buf.length - off >= buf.readInt32LE(off)) {
+    const [doc, next] = bsonDocument(buf, off, false);
+    docs.push(doc);
+    off = next;
+  }
+  return [docs, buf.subarray(off)];
+}

@@ -1,9 +1,10 @@
-// Protocol tests of powersync-gateway over real HTTP against a real Postgres holding the pull-API
-// contract fixture. Env: GW_BIN, PGHOST/PGPORT/PGDATABASE/PGUSER, KEYS_DIR, WORK_DIR.
+// Protocol tests of powersync-gateway over real HTTP against a real Postgres running the extension:
+// rules.yaml deployed, rows written to schema.sql's tables, the replication worker's checkpoints. Env: GW_BIN, PGHOST/PGPORT/PGDATABASE/PGUSER, KEYS_DIR, WORK_DIR.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { mint, hmacToken, loadKeys, sql, openStream, runner, keyOf } from './lib.mjs';
+import { runJwksUrlTests } from './jwks_url.test.mjs';
 
 const keys = loadKeys(process.env.KEYS_DIR);
 const T = runner();
@@ -16,11 +17,11 @@ async function freePort() {
   });
 }
 
-async function startGateway(extra = []) {
+async function startGateway(extra = [], { noFileKeys = false } = {}) {
   const port = await freePort();
   const db = `host=${process.env.PGHOST} port=${process.env.PGPORT} dbname=${process.env.PGDATABASE} user=${process.env.PGUSER}`;
-  const args = ['--db', db, '--listen', `127.0.0.1:${port}`, '--jwks', `${process.env.KEYS_DIR}/jwks.json`,
-    '--audience', 'powersync-test', ...extra];
+  const keyArgs = noFileKeys ? [] : ['--jwks', `${process.env.KEYS_DIR}/jwks.json`];
+  const args = ['--db', db, '--listen', `127.0.0.1:${port}`, ...keyArgs, '--audience', 'powersync-test', ...extra];
   const proc = spawn(process.env.GW_BIN, args, { stdio: ['ignore', 'inherit', 'pipe'] });
   let stderr = '';
   proc.stderr.on('data', (d) => { stderr += d; });
@@ -43,22 +44,41 @@ const authGet = (gw, path, token = tok()) => fetch(`${gw.base}${path}`, { header
 
 let mainGateway = null;
 
-// Publishes a checkpoint and waits until the gateway has seen it, so tests never race the notice.
-async function commit(before = '') {
-  const cp = sql(`${before} SELECT powersync.fx_commit(); SELECT op_id || '@' || lsn FROM powersync.fx_checkpoint;`).split('\n').pop();
+const lsnValue = (lsn) => { const [hi, lo] = lsn.split('/'); return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`); };
+
+// Runs `statements` (source-table writes), waits until the replication worker has a checkpoint past
+// them and until the gateway has seen that checkpoint (so tests never race the notice); returns its
+// op id as a BigInt.
+async function commit(statements = '') {
+  if (statements) sql(statements);  // committed before waiting: psql -c runs one transaction
+  const [op, lsn] = sql(`SELECT powersync.wait_for_checkpoint(); SELECT op_id || ' ' || lsn FROM powersync.checkpoint();`)
+    .split('\n').pop().split(' ');
   for (const gw of mainGateway ? [mainGateway] : []) {
-    for (let i = 0; i < 100; i++) {
-      const body = await (await fetch(`${gw.base}/probes/readiness`)).json();
-      if (body.checkpoint === cp) return;
+    for (let i = 0; i < 250; i++) {
+      const seen = (await (await fetch(`${gw.base}/probes/readiness`)).json()).checkpoint;
+      if (seen) {
+        const [seenOp, seenLsn] = seen.split('@');
+        if (BigInt(seenOp) >= BigInt(op) && lsnValue(seenLsn) >= lsnValue(lsn)) return BigInt(op);
+      }
       await new Promise((r) => setTimeout(r, 20));
     }
-    throw new Error(`gateway never saw checkpoint ${cp}`);
+    throw new Error(`gateway never saw checkpoint ${op}@${lsn}`);
   }
+  return BigInt(op);
 }
 
-async function resetFixture(setup = '') {
-  sql(`TRUNCATE powersync.fx_ops, powersync.fx_user_buckets, powersync.fx_write_checkpoints RESTART IDENTITY;`);
-  await commit(setup);
+// Bucket ids carry the active rules version ("<version>#name[...]").
+let version = null;
+const bucket = (name, ...params) => `${version}#${name}${JSON.stringify(params)}`;
+const ids = (ops) => ops.map((o) => BigInt(o.op_id));
+const ascending = (xs) => xs.every((x, i) => i === 0 || xs[i - 1] < x);
+
+// The backends serving the gateway's checkpoint-notice connection (LISTEN + checkpoint reads).
+function listenerPids() {
+  return sql(`SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+                AND (query LIKE 'LISTEN powersync_checkpoint%' OR query LIKE '%FROM powersync.checkpoint() cp%'
+                     OR query LIKE '%FROM powersync.bucket_state b WHERE b.last_op%')`)
+    .split(' ').filter(Boolean).map(Number);
 }
 
 async function expectError(res, status, code) {
@@ -71,9 +91,11 @@ async function expectError(res, status, code) {
 }
 
 async function main() {
-  const gw = await startGateway(['--keepalive-seconds', '1', '--enable-crud-upload', '--crud-tables', 'todos,public.lists',
+  const gw = await startGateway(['--bson-streams', '--keepalive-seconds', '1', '--enable-crud-upload', '--crud-tables', 'todos,public.lists',
     '--crud-role', 'app_user', '--max-body-bytes', '65536']);
   mainGateway = gw;
+  version = sql(`SELECT id FROM powersync.sync_rules WHERE state = 'ACTIVE'`);
+  assert.ok(/^[0-9]+$/.test(version), `no active sync rules version: ${version}`);
 
   await T.test('liveness and readiness probes answer 200', async () => {
     assert.equal((await fetch(`${gw.base}/probes/liveness`)).status, 200);
@@ -148,37 +170,68 @@ async function main() {
     assert.equal(r.status, 413);
   });
 
-  await T.test('first checkpoint, data by priority, partial and full complete', async () => {
-    await resetFixture(`INSERT INTO powersync.fx_user_buckets VALUES ('u1','a',3),('u1','b',0),('*','global[]',3);
-         SELECT powersync.fx_put('a','1','{"id":"1"}'); SELECT powersync.fx_put('b','2','{"id":"2"}');
-         SELECT powersync.fx_put('a','3','{"id":"3","s":"é\\n"}');`);
-    const s = await openStream(gw.base, tok());
+  await T.test('first checkpoint, data by priority, partial and full complete (real rules and worker)', async () => {
+    const cp = await commit(`INSERT INTO urgent VALUES ('u1', 'p1', 'now');
+      INSERT INTO items VALUES ('i1', 'p1', 'one'), ('i3', 'p1', E'é\\n"q"');`);
+    const s = await openStream(gw.base, tok({ sub: 'p1' }));
     assert.equal(s.res.status, 200);
     assert.equal(s.res.headers.get('content-type'), 'application/x-ndjson');
     assert.equal(s.res.headers.get('x-accel-buffering'), 'no');
     const lines = await s.until('checkpoint_complete');
     assert.deepEqual(lines.map(keyOf), ['checkpoint', 'data', 'partial_checkpoint_complete', 'data', 'checkpoint_complete']);
-    const cp = lines[0].checkpoint;
-    assert.equal(cp.last_op_id, '3');
-    assert.deepEqual(cp.buckets.map((b) => b.bucket), ['a', 'b', 'global[]']);
-    assert.equal(cp.buckets[2].checksum, 0);
-    assert.equal(cp.buckets[2].count, 0);
-    assert.equal(lines[1].data.bucket, 'b');
-    assert.deepEqual(lines[2].partial_checkpoint_complete, { last_op_id: '3', priority: 0 });
-    const a = lines[3].data;
-    assert.equal(a.bucket, 'a');
-    assert.deepEqual(a.data.map((o) => o.op_id), ['1', '3']);
-    assert.equal(a.data[1].data, '{"id":"3","s":"é\\n"}');
-    assert.equal(typeof a.data[0].data, 'string');
-    const sum = u32(a.data.reduce((acc, o) => acc + o.checksum, 0));
-    assert.equal(u32(cp.buckets[0].checksum), sum);
-    assert.ok(cp.buckets.every((b) => b.checksum >= -2147483648 && b.checksum <= 2147483647));
-    assert.deepEqual(lines[4], { checkpoint_complete: { last_op_id: '3' } });
+    const c = lines[0].checkpoint;
+    assert.ok(BigInt(c.last_op_id) >= cp, `${c.last_op_id} < ${cp}`);
+    const byName = Object.fromEntries(c.buckets.map((b) => [b.bucket, b]));
+    assert.deepEqual(Object.keys(byName).sort(), [bucket('everyone'), bucket('mine', 'p1'), bucket('urgent', 'p1')].sort());
+    assert.deepEqual([byName[bucket('everyone')].checksum, byName[bucket('everyone')].count], [0, 0]);
+    assert.equal(byName[bucket('urgent', 'p1')].priority, 0);
+    assert.equal(byName[bucket('mine', 'p1')].priority, 3);
+    assert.equal(lines[1].data.bucket, bucket('urgent', 'p1'));
+    assert.deepEqual(lines[2].partial_checkpoint_complete, { last_op_id: c.last_op_id, priority: 0 });
+    const d = lines[3].data;
+    assert.equal(d.bucket, bucket('mine', 'p1'));
+    assert.equal(d.data.length, 2);
+    assert.ok(ascending(ids(d.data)) && ids(d.data).every((id) => id <= BigInt(c.last_op_id)));
+    const row = Object.fromEntries(d.data.map((o) => [o.object_id, o]));
+    assert.equal(row.i3.op, 'PUT');
+    assert.equal(row.i3.object_type, 'items');
+    assert.equal(typeof row.i3.data, 'string');
+    assert.deepEqual(JSON.parse(row.i3.data), { id: 'i3', v: 'é\n"q"' });
+    assert.equal(typeof row.i3.subkey, 'string');
+    for (const [line, b] of [[lines[1].data, byName[bucket('urgent', 'p1')]], [d, byName[bucket('mine', 'p1')]]]) {
+      assert.equal(u32(b.checksum), u32(line.data.reduce((acc, o) => acc + o.checksum, 0)), line.bucket);
+      assert.equal(b.count, line.data.length);
+    }
+    assert.ok(c.buckets.every((b) => b.checksum >= -2147483648 && b.checksum <= 2147483647));
+    assert.deepEqual(lines[4], { checkpoint_complete: { last_op_id: c.last_op_id } });
     s.close();
   });
 
+  await T.test('BSON stream for clients that prefer it (Accept as the JS SDK sends it), same lines as NDJSON', async () => {
+    const accept = { accept: 'application/vnd.powersync.bson-stream;q=0.9,application/x-ndjson;q=0.8' };
+    const b = await openStream(gw.base, tok({ sub: 'p1' }), { raw_data: true }, accept);
+    assert.equal(b.res.headers.get('content-type'), 'application/vnd.powersync.bson-stream');
+    const bsonLines = await b.until('checkpoint_complete');
+    b.close();
+    const n = await openStream(gw.base, tok({ sub: 'p1' }));
+    const jsonLines = await n.until('checkpoint_complete');
+    n.close();
+    assert.deepEqual(bsonLines, jsonLines);
+    assert.equal(typeof bsonLines[3].data.data[0].data, 'string');
+    for (const other of ['application/x-ndjson', '*/*', 'application/x-ndjson;q=1, application/vnd.powersync.bson-stream;q=0.5',
+      'application/vnd.powersync.bson-stream;q=0']) {
+      const s = await openStream(gw.base, tok({ sub: 'p1' }), { raw_data: true }, { accept: other });
+      assert.equal(s.res.headers.get('content-type'), 'application/x-ndjson', other);
+      s.close();
+    }
+    const plain = await startGateway();  // without --bson-streams: NDJSON for everyone
+    const p = await openStream(plain.base, tok({ sub: 'p1' }), { raw_data: true }, accept);
+    assert.equal(p.res.headers.get('content-type'), 'application/x-ndjson');
+    p.close();
+    plain.proc.kill('SIGTERM');
+  });
+
   await T.test('empty bucket set still gets checkpoint_complete', async () => {
-    await resetFixture();
     const s = await openStream(gw.base, tok({ sub: 'nobody' }));
     const lines = await s.until('checkpoint_complete');
     assert.deepEqual(lines.map(keyOf), ['checkpoint', 'checkpoint_complete']);
@@ -187,106 +240,138 @@ async function main() {
   });
 
   await T.test('live changes: diff of changed buckets only; unrelated commits send nothing; removals', async () => {
-    await resetFixture(`INSERT INTO powersync.fx_user_buckets VALUES ('u1','a',3),('u1','b',3);
-         SELECT powersync.fx_put('a','1','{}'); SELECT powersync.fx_put('b','2','{}');`);
-    const s = await openStream(gw.base, tok());
-    await s.until('checkpoint_complete');
-    await commit(`SELECT powersync.fx_put('b','3','{"v":1}');`);
+    await commit(`INSERT INTO items VALUES ('l-a', 'live', 'a'); INSERT INTO members VALUES ('live:g1', 'live', 'g1');
+      INSERT INTO group_items VALUES ('g-a', 'g1', 'x');`);
+    const s = await openStream(gw.base, tok({ sub: 'live' }));
+    const first = await s.until('checkpoint_complete');
+    assert.ok(first[0].checkpoint.buckets.some((b) => b.bucket === bucket('groups', 'g1')));
+    const firstMine = first.find((l) => l.data && l.data.bucket === bucket('mine', 'live')).data.data;
+    const cp2 = await commit(`INSERT INTO items VALUES ('l-b', 'live', 'b');`);
     let lines = await s.until('checkpoint_complete');
     assert.deepEqual(lines.map(keyOf), ['checkpoint_diff', 'data', 'checkpoint_complete']);
-    assert.equal(lines[0].checkpoint_diff.last_op_id, '3');
-    assert.deepEqual(lines[0].checkpoint_diff.updated_buckets.map((b) => [b.bucket, b.count]), [['b', 2]]);
-    assert.deepEqual(lines[0].checkpoint_diff.removed_buckets, []);
-    assert.equal(lines[1].data.after, '2');
-    assert.deepEqual(lines[1].data.data.map((o) => o.op_id), ['3']);
+    const diff = lines[0].checkpoint_diff;
+    assert.ok(BigInt(diff.last_op_id) >= cp2);
+    assert.deepEqual(diff.updated_buckets.map((b) => [b.bucket, b.count]), [[bucket('mine', 'live'), 2]]);
+    assert.deepEqual(diff.removed_buckets, []);
+    assert.equal(lines[1].data.after, firstMine[firstMine.length - 1].op_id);  // the position reached
+    assert.deepEqual(lines[1].data.data.map((o) => o.object_id), ['l-b']);
+    const sum = (ops) => ops.reduce((acc, o) => acc + o.checksum, 0);
+    assert.equal(u32(diff.updated_buckets[0].checksum), u32(sum(firstMine) + sum(lines[1].data.data)));
+    assert.deepEqual(lines[2], { checkpoint_complete: { last_op_id: diff.last_op_id } });
 
-    await commit(`SELECT powersync.fx_put('elsewhere','9','{}');`);
+    await commit(`INSERT INTO items VALUES ('other-1', 'someone-else', 'z');`);
     assert.ok(await s.quiet(800), 'a commit not touching the client must send nothing');
 
-    await commit(`DELETE FROM powersync.fx_user_buckets WHERE bucket = 'a'; SELECT powersync.fx_put('elsewhere','10','{}');`);
+    await commit(`DELETE FROM members WHERE id = 'live:g1';`);
     lines = await s.until('checkpoint_complete');
     assert.deepEqual(lines.map(keyOf), ['checkpoint_diff', 'checkpoint_complete']);
-    assert.deepEqual(lines[0].checkpoint_diff.removed_buckets, ['a']);
+    assert.deepEqual(lines[0].checkpoint_diff.removed_buckets, [bucket('groups', 'g1')]);
+    assert.deepEqual(lines[0].checkpoint_diff.updated_buckets, []);
     s.close();
   });
 
-  await T.test('client positions: only ops after "after" are sent', async () => {
-    await resetFixture(`INSERT INTO powersync.fx_user_buckets VALUES ('u1','a',3);
-         SELECT powersync.fx_put('a', i::text, '{}') FROM generate_series(1,5) i;`);
-    const s = await openStream(gw.base, tok(), { raw_data: true, buckets: [{ name: 'a', after: '3' }, { name: 'gone', after: '1' }] });
+  await T.test('client positions: only ops after "after" are sent; unknown buckets are dropped', async () => {
+    await commit(`INSERT INTO items SELECT 'pos-' || i, 'pos', 'v' FROM generate_series(1, 5) i;`);
+    const all = await openStream(gw.base, tok({ sub: 'pos' }));
+    const ops = (await all.until('checkpoint_complete')).find((l) => l.data && l.data.bucket === bucket('mine', 'pos')).data.data;
+    all.close();
+    assert.equal(ops.length, 5);
+    const s = await openStream(gw.base, tok({ sub: 'pos' }), { raw_data: true,
+      buckets: [{ name: bucket('mine', 'pos'), after: ops[2].op_id }, { name: 'gone', after: '1' }] });
     const lines = await s.until('checkpoint_complete');
-    assert.deepEqual(lines[1].data.data.map((o) => o.op_id), ['4', '5']);
-    assert.equal(lines[1].data.after, '3');
+    const data = lines.filter((l) => l.data && l.data.bucket === bucket('mine', 'pos'));
+    assert.equal(data.length, 1);
+    assert.deepEqual(data[0].data.data.map((o) => o.op_id), [ops[3].op_id, ops[4].op_id]);
+    assert.equal(data[0].data.after, ops[2].op_id);
+    assert.ok(!lines[0].checkpoint.buckets.some((b) => b.bucket === 'gone'));
     s.close();
   });
 
   await T.test('data is chunked at 1000 ops with after/next_after/has_more', async () => {
-    await resetFixture(`INSERT INTO powersync.fx_user_buckets VALUES ('u1','big',3);
-         SELECT powersync.fx_put('big', i::text, '{}') FROM generate_series(1,2500) i;`);
-    const s = await openStream(gw.base, tok());
+    await commit(`INSERT INTO items SELECT 'big-' || i, 'big', 'v' FROM generate_series(1, 2500) i;`);
+    const s = await openStream(gw.base, tok({ sub: 'big' }));
     const lines = await s.until('checkpoint_complete');
-    const data = lines.filter((l) => l.data).map((l) => l.data);
+    const data = lines.filter((l) => l.data && l.data.bucket === bucket('mine', 'big')).map((l) => l.data);
     assert.deepEqual(data.map((d) => d.data.length), [1000, 1000, 500]);
-    assert.deepEqual(data.map((d) => [d.after, d.next_after, d.has_more]), [['0', '1000', true], ['1000', '2000', true], ['2000', '2500', false]]);
+    assert.deepEqual(data.map((d) => [d.after, d.has_more]), [['0', true], [data[0].next_after, true], [data[1].next_after, false]]);
+    for (const d of data) assert.equal(d.next_after, d.data[d.data.length - 1].op_id);
+    assert.ok(ascending(data.flatMap((d) => ids(d.data))));
     s.close();
   });
 
   await T.test('legacy clients (raw_data absent) get rows as nested objects', async () => {
-    await resetFixture(`INSERT INTO powersync.fx_user_buckets VALUES ('u1','a',3); SELECT powersync.fx_put('a','1','{"id":"1","n":2}');`);
-    const s = await openStream(gw.base, tok(), {});
+    await commit(`INSERT INTO items VALUES ('leg-1', 'legacy', 'n');`);
+    const s = await openStream(gw.base, tok({ sub: 'legacy' }), {});
     const lines = await s.until('checkpoint_complete');
-    assert.deepEqual(lines[1].data.data[0].data, { id: '1', n: 2 });
+    const d = lines.find((l) => l.data && l.data.bucket === bucket('mine', 'legacy')).data;
+    assert.deepEqual(d.data[0].data, { id: 'leg-1', v: 'n' });
     s.close();
   });
 
-  await T.test('client parameters reach request_buckets', async () => {
-    await resetFixture();
-    const s = await openStream(gw.base, tok(), { raw_data: true, parameters: { extra_buckets: ['p1', 'p2'] } });
+  await T.test('client parameters reach the rules (request.parameters())', async () => {
+    await commit(`INSERT INTO project_items VALUES ('pi-1', 'apollo', 'launch');`);
+    const s = await openStream(gw.base, tok({ sub: 'nobody' }), { raw_data: true, parameters: { project: 'apollo' } });
     const lines = await s.until('checkpoint_complete');
-    assert.deepEqual(lines[0].checkpoint.buckets.map((b) => b.bucket), ['p1', 'p2']);
+    assert.deepEqual(lines[0].checkpoint.buckets.map((b) => b.bucket), [bucket('by_project', 'apollo')]);
+    assert.deepEqual(lines[1].data.data.map((o) => o.object_id), ['pi-1']);
     s.close();
   });
 
   await T.test('write checkpoint round trip: endpoint value appears in a later checkpoint_diff', async () => {
-    await resetFixture(`INSERT INTO powersync.fx_user_buckets VALUES ('u1','a',3);`);
-    const s = await openStream(gw.base, tok(), { raw_data: true, client_id: 'client-1' });
+    const s = await openStream(gw.base, tok({ sub: 'nobody' }), { raw_data: true, client_id: 'client-1' });
     const first = await s.until('checkpoint_complete');
     assert.equal(first[0].checkpoint.write_checkpoint, undefined);
-    const r = await authGet(gw, '/write-checkpoint2.json?client_id=client-1');
-    const body = await r.json();
-    assert.deepEqual(body, { data: { write_checkpoint: '1' } });
-    await commit(``);  // replication passes the WAL head: empty checkpoint
+    const r = await authGet(gw, '/write-checkpoint2.json?client_id=client-1', tok({ sub: 'nobody' }));
+    assert.deepEqual(await r.json(), { data: { write_checkpoint: '1' } });
+    await commit();  // the worker passes the recorded WAL head (an empty checkpoint is enough)
     const lines = await s.until('checkpoint_complete');
     assert.deepEqual(lines.map(keyOf), ['checkpoint_diff', 'checkpoint_complete']);
-    assert.deepEqual(lines[0].checkpoint_diff, { last_op_id: '0', write_checkpoint: '1', updated_buckets: [], removed_buckets: [] });
+    const diff = lines[0].checkpoint_diff;
+    assert.deepEqual({ ...diff, last_op_id: undefined }, { last_op_id: undefined, write_checkpoint: '1', updated_buckets: [], removed_buckets: [] });
     s.close();
   });
 
-  await T.test('compaction target beyond the checkpoint withholds checkpoint_complete', async () => {
-    await resetFixture(`INSERT INTO powersync.fx_user_buckets VALUES ('u1','c',3);
-         INSERT INTO powersync.fx_ops (bucket, op, checksum, data) VALUES ('c','MOVE',5,'{"target":"100"}');`);
-    const s = await openStream(gw.base, tok());
-    const lines = [await s.next(), await s.next()];
-    assert.deepEqual(lines.map(keyOf), ['checkpoint', 'data']);
-    assert.deepEqual(lines[1].data.data[0], { op_id: '1', op: 'MOVE', checksum: 5 });
-    assert.ok(await s.quiet(800), 'no complete line for an invalidated checkpoint');
-    await commit(`SELECT powersync.fx_put('c','x','{}'); SELECT setval('powersync.fx_ops_op_id_seq', 100);
-         SELECT powersync.fx_put('c','y','{}');`);
-    const next = await s.until('checkpoint_complete');
-    assert.deepEqual(next.map(keyOf), ['checkpoint_diff', 'data', 'checkpoint_complete']);
-    s.close();
+  await T.test('compaction (powersync.compact) past the stream checkpoint withholds checkpoint_complete', async () => {
+    const c1 = await commit(`INSERT INTO items VALUES ('cmp-x', 'cmp', 'v1');`);
+    // Hold back the gateway's checkpoint notices, so it keeps serving c1 while the database moves on.
+    const pids = listenerPids();
+    assert.equal(pids.length, 1, `one notice connection expected, found ${pids}`);
+    process.kill(pids[0], 'SIGSTOP');
+    let c2;
+    try {
+      sql(`UPDATE items SET v = 'v2' WHERE id = 'cmp-x'`);
+      c2 = BigInt(sql(`SELECT powersync.wait_for_checkpoint()`));
+      const moved = sql(`SELECT ops_moved FROM powersync.compact()`);
+      assert.ok(Number(moved) >= 1, `compact() moved ${moved} ops`);
+      const s = await openStream(gw.base, tok({ sub: 'cmp' }));
+      // (the empty priority-0 bucket 'urgent' completes first; the MOVE is in priority 3)
+      const first = await s.until('data');
+      assert.deepEqual(first.map(keyOf), ['checkpoint', 'partial_checkpoint_complete', 'data']);
+      assert.equal(BigInt(first[0].checkpoint.last_op_id), c1);
+      const move = first[2].data;
+      assert.equal(move.bucket, bucket('mine', 'cmp'));
+      assert.deepEqual(Object.keys(move.data[0]).sort(), ['checksum', 'op', 'op_id']);
+      assert.equal(move.data[0].op, 'MOVE');
+      assert.ok(await s.quiet(800), 'no complete line for a checkpoint invalidated by compaction');
+      process.kill(pids[0], 'SIGCONT');
+      const next = await s.until('checkpoint_complete');
+      assert.deepEqual(next.map(keyOf), ['checkpoint_diff', 'data', 'checkpoint_complete']);
+      assert.ok(BigInt(next[0].checkpoint_diff.last_op_id) >= c2);
+      assert.deepEqual(next[1].data.data.map((o) => [o.op, o.object_id]), [['PUT', 'cmp-x']]);
+      s.close();
+    } finally {
+      process.kill(pids[0], 'SIGCONT');
+    }
   });
 
-  await T.test('more than 1000 buckets fails with PSYNC_S2305', async () => {
-    await resetFixture();
-    sql(`INSERT INTO powersync.fx_user_buckets SELECT 'many', 'b' || i, 3 FROM generate_series(1,1001) i;`);
+  await T.test('more than 1000 parameter results fail with PSYNC_S2305', async () => {
+    await commit(`INSERT INTO members SELECT 'many:' || i, 'many', 'mg' || i FROM generate_series(1, 1001) i;`);
     const r = await fetch(`${gw.base}/sync/stream`, { method: 'POST', headers: { authorization: `Token ${tok({ sub: 'many' })}` }, body: '{"raw_data":true}' });
     assert.equal(r.status, 400);
     assert.equal((await r.json()).error.code, 'PSYNC_S2305');
   });
 
   await T.test('token_expires_in lines, then {"token_expires_in":0} ends the stream', async () => {
-    await resetFixture();
     const now = Math.floor(Date.now() / 1000);
     const s = await openStream(gw.base, tok({ iat: now, exp: now + 3 }));
     const seen = [];
@@ -324,7 +409,6 @@ async function main() {
   await runCrudTests(gw);
 
   await T.test('429 beyond --max-connections; a closed stream frees its slot', async () => {
-    await resetFixture();
     const small = await startGateway(['--max-connections', '2']);
     const a = await openStream(small.base, tok());
     const b = await openStream(small.base, tok());
@@ -343,6 +427,8 @@ async function main() {
     assert.ok(ok, 'slot freed after disconnect');
     b.close();
   });
+
+  await runJwksUrlTests({ T, startGateway, freePort, authGet, expectError, tok });
 
   await T.test('SIGTERM ends open streams cleanly and exits 0', async () => {
     const g = await startGateway();

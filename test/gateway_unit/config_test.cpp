@@ -6,6 +6,7 @@
 
 #include "powersync/error.h"
 #include "powersync/gateway/config.h"
+#include "powersync/gateway/jwks_fetch.h"
 
 using namespace powersync::gateway;
 
@@ -74,4 +75,37 @@ TEST(GatewayConfig, HelpDocumentsEveryContractFlag) {
                            "--max-connections", "--config", "--help"})
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   EXPECT_TRUE(parse_gateway_args({"--help"}).show_help);
+}
+
+TEST(JwksUrl, SplitsHttpAndHttpsUrls) {
+  auto a = parse_http_url("https://auth.example.com/.well-known/jwks.json");
+  EXPECT_TRUE(a.tls);
+  EXPECT_EQ(a.host, "auth.example.com");
+  EXPECT_EQ(a.port, "443");
+  EXPECT_EQ(a.target, "/.well-known/jwks.json");
+  auto b = parse_http_url("http://127.0.0.1:8081");
+  EXPECT_FALSE(b.tls);
+  EXPECT_EQ(b.port, "8081");
+  EXPECT_EQ(b.target, "/");
+  auto c = parse_http_url("http://[::1]:9000/k?x=1");
+  EXPECT_EQ(c.host, "::1");
+  EXPECT_EQ(c.target, "/k?x=1");
+}
+
+TEST(JwksUrl, RejectsWhatItCannotFetchWithAReason) {
+  for (const char* bad : {"ftp://h/x", "http://", "http://u:p@h/x", "http://h:0/x", "http://h:99999/x", "http://h:ab/x",
+                          "https://[::1/x", "jwks.json"}) {
+    try {
+      parse_http_url(bad);
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const powersync::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("--jwks-url"), std::string::npos) << e.what();
+    }
+  }
+  try {
+    validate_config(parse_gateway_args({"--db", "d", "--audience", "a"}));
+    ADD_FAILURE() << "no key source accepted";
+  } catch (const powersync::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--jwks or --jwks-url is required"), std::string::npos) << e.what();
+  }
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end with the real PowerSync client from npm (@powersync/node + better-sqlite3 compiled
 # from source) against powersync-gateway and a temporary Postgres running the extension with the
-# demo schema and sync rules (test/demo); first also over the pull-API contract fixture, which pins
-# exact op sequences (MOVE/CLEAR, priorities) that the real pipeline produces only by chance.
+# demo schema and sync rules (test/demo); first a priorities scenario in a second database with
+# its own rules (test/e2e/priorities_rules.yaml), replicated by its own worker.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 source "$ROOT/test/lib/pg_cluster.sh"
@@ -42,12 +42,19 @@ mkdir -p "$work/keys"
 node "$ROOT/test/gateway_http/make_keys.mjs" "$work/keys"
 export GW_BIN KEYS_DIR="$work/keys" WORK_DIR="$work" GW_PORT=$(pg_free_port)
 
-# 1. The real client over the pull-API contract fixture: wire compatibility, needs no replication.
-as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres fixture
-PGDATABASE=fixture psql -XAtq -v ON_ERROR_STOP=1 -f "$ROOT/test/gateway_http/contract_fixture.sql" >/dev/null
-mkdir -p "$work/fx"
+# 1. Priorities, bucket removal and resume with the real client (own database and rules).
+as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres prio
+PGDATABASE=prio psql -XAtq -v ON_ERROR_STOP=1 -v rules="$(cat "$ROOT/test/e2e/priorities_rules.yaml")" >/dev/null <<'SQL' \
+  || { echo "FAIL - priorities database setup"; total_fail=$((total_fail + 1)); }
+CREATE EXTENSION powersync_pg;
+CREATE TABLE items (id text PRIMARY KEY, owner text NOT NULL, tier text NOT NULL, v text);
+CREATE TABLE vips (user_id text PRIMARY KEY);
+SELECT powersync.deploy_sync_rules(:'rules');
+SELECT powersync.wait_for_checkpoint();
+SQL
+mkdir -p "$work/prio"
 cd "$ROOT/test/e2e"
-tally env PGDATABASE=fixture WORK_DIR="$work/fx" timeout 300 node fixture_client.test.mjs
+tally env PGDATABASE=prio WORK_DIR="$work/prio" timeout 300 node priorities.test.mjs
 finish_line() { echo "$total_pass passed, $total_fail failed"; [ "$total_fail" = 0 ]; exit $?; }
 
 # 2. The real client against the real replication pipeline and the demo schema.

@@ -44,6 +44,22 @@ TEST(SyncLines, DataLineShapesPutRemoveMoveClear) {
             "{\"op_id\":\"4\",\"op\":\"CLEAR\",\"checksum\":4201080675}]}}\n");
 }
 
+// The data string of a PUT is encoded by a separate fast path; it must match JSON.stringify
+// escaping (append_json_string) byte for byte, including control characters mid-string.
+TEST(SyncLines, RowDataStringMatchesGeneralEscaping) {
+  const std::string cases[] = {"", "{}", "{\"a\":\"b\\\\c\"}", std::string("x\0y", 3), "tab\there\nnl\u0001\u001f end \"q\"",
+                               "\xc3\xa9\xe2\x82\xac\"", "\\\\\\", std::string(300, '"') + "\x7f\n"};
+  for (const auto& data : cases) {
+    std::vector<OpRecord> ops(1);
+    ops[0] = {9, "PUT", "t", "1", "s", data, 1u, 0};
+    std::string line, expected = "\"data\":";
+    append_data_line(line, "b", 0, false, ops, 0, 1, true);
+    powersync::protocol::append_json_string(expected, data);
+    EXPECT_NE(line.find(expected + ",\"subkey\""), std::string::npos) << line;
+    EXPECT_EQ(nlohmann::json::parse(line)["data"]["data"][0]["data"], data);
+  }
+}
+
 TEST(SyncLines, LegacyNonRawDataNestsRowObject) {
   std::vector<OpRecord> ops(1);
   ops[0] = {7, "PUT", "t", "1", "s", std::string("{\"a\":1}"), 1u, 0};

@@ -8,12 +8,30 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "powersync/gateway/pg_async.h"
 #include "powersync/gateway/sync_queries.h"
 #include "powersync/protocol/sync_storage.h"
 
 namespace powersync::gateway {
+
+// What may have changed between two checkpoints: buckets with new ops, write-checkpoint keys whose
+// visibility may differ, and whether any parameter-lookup rows were written (dynamic bucket sets
+// may differ). Always a superset of the real change.
+struct BucketTotals {
+  uint32_t checksum = 0;
+  int64_t count = 0;
+};
+struct CheckpointChanges {
+  bool parameters_changed = false;
+  std::unordered_set<std::string> buckets;
+  // Checksum/count at the new checkpoint of changed buckets with no op past it (one-step changes only).
+  std::unordered_map<std::string, BucketTotals> totals;
+  std::unordered_set<std::string> write_checkpoint_keys;
+};
 
 class CheckpointHub {
  public:
@@ -31,12 +49,23 @@ class CheckpointHub {
   bool connected() const { return conn_ && conn_->is_open(); }
   const std::string& last_error() const { return last_error_; }
   size_t subscribers() const { return listeners_.size(); }
+  // The changes from `from` to `to` when every step in between is known (the last few
+  // checkpoints), else null: the caller must resolve in full.
+  std::shared_ptr<const CheckpointChanges> changes_between(const protocol::Checkpoint& from, const protocol::Checkpoint& to) const;
 
  private:
   void connect();
   void refresh();
   void schedule_poll();
   void retry_later();
+  void read_changes(const protocol::Checkpoint& cp);
+  void publish(const protocol::Checkpoint& cp);
+  void finish_refresh();
+
+  struct Transition {
+    protocol::Checkpoint from, to;
+    std::shared_ptr<const CheckpointChanges> changes;  // null: unknown (resolve in full)
+  };
 
   asio::io_context& io_;
   std::string conninfo_;
@@ -44,6 +73,8 @@ class CheckpointHub {
   std::shared_ptr<PgConnection> conn_;
   asio::steady_timer poll_timer_;
   std::optional<protocol::Checkpoint> latest_;
+  std::string latest_version_;                 // active sync rules id at latest_ (change tracking)
+  std::vector<Transition> transitions_;        // the newest few, oldest first
   std::map<uint64_t, Listener> listeners_;
   uint64_t next_id_ = 1;
   bool refreshing_ = false;

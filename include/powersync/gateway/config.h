@@ -12,6 +12,8 @@ struct GatewayConfig {
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 8080;
   std::string jwks_file;
+  std::string jwks_url;                  // remote JWKS (http/https), merged with jwks_file's keys
+  int jwks_refresh_seconds = 300;
   std::vector<std::string> audiences;
   bool crud_upload = false;
   std::vector<std::string> crud_tables;  // allow-list for /api/crud ("table" or "schema.table")
@@ -23,6 +25,7 @@ struct GatewayConfig {
   int64_t max_token_lifetime = 86400;    // seconds (exp - iat)
   int keepalive_seconds = 20;            // token_expires_in interval
   int ops_fetch_limit = 1000;            // ops per storage query
+  bool bson_streams = false;             // answer BSON to clients whose Accept prefers it
   bool show_help = false;
 };
 

@@ -11,6 +11,7 @@
 
 #include "powersync/gateway/checkpoint_hub.h"
 #include "powersync/gateway/config.h"
+#include "powersync/gateway/jwks_fetch.h"
 #include "powersync/gateway/jwt.h"
 #include "powersync/gateway/pg_async.h"
 #include "powersync/gateway/sync_queries.h"
@@ -49,6 +50,7 @@ class Gateway {
   SyncQueries& queries() { return queries_; }
   bool shutting_down() const { return shutting_down_; }
   bool ready() const;
+  bool jwks_pending() const { return jwks_fetcher_ && !jwks_fetcher_->loaded(); }
 
   // Stream bookkeeping (concurrency limit, graceful shutdown).
   bool try_admit_stream();
@@ -58,11 +60,14 @@ class Gateway {
 
  private:
   void accept();
+  std::string accept_remote_jwks(const std::string& body);
   void maybe_stop();
 
   asio::io_context& io_;
   GatewayConfig config_;
   JwksKeySet keys_;
+  nlohmann::json file_keys_ = nlohmann::json::array();  // --jwks's keys, kept to merge remote ones in
+  std::unique_ptr<JwksFetcher> jwks_fetcher_;
   StorageFeatures features_;
   PgPool pool_;
   CheckpointHub hub_;

@@ -33,6 +33,14 @@ struct OpsOutcome {
   std::vector<protocol::OpRecord> ops;
 };
 
+// Checksum and count of some buckets at a checkpoint, in the order asked for.
+struct ChecksumsOutcome {
+  bool ok = false;
+  std::string code;
+  std::string message;
+  std::vector<protocol::BucketState> buckets;  // bucket, checksum, count (priority untouched)
+};
+
 class SyncQueries {
  public:
   SyncQueries(PgPool& pool, const StorageFeatures& features, size_t max_batch = 500)
@@ -40,6 +48,10 @@ class SyncQueries {
 
   void resolve(const protocol::SyncIdentity& who, const protocol::Checkpoint& at, std::function<void(ResolveOutcome)> done);
   void ops(const protocol::OpsQuery& query, std::function<void(OpsOutcome)> done);
+  // Checksums of known buckets only (a stream whose bucket set cannot have changed); requests of
+  // many streams for the same checkpoint share one bucket_checksums call.
+  void checksums(std::vector<std::string> buckets, const protocol::Checkpoint& at,
+                 std::function<void(ChecksumsOutcome)> done);
 
   // Parses bucket_ops rows (any column order; target_op optional) into op records.
   static bool parse_ops(const PgResult& r, int first_row, int end_row, std::vector<protocol::OpRecord>& out,
@@ -57,6 +69,13 @@ class SyncQueries {
   };
   void schedule_resolve();
   void run_resolve_batch(std::shared_ptr<PgConnection> conn, std::vector<ResolveItem> batch);
+  struct ChecksumsItem {
+    std::vector<std::string> buckets;
+    protocol::Checkpoint at;
+    std::function<void(ChecksumsOutcome)> done;
+  };
+  void schedule_checksums();
+  void run_checksums_batch(std::shared_ptr<PgConnection> conn, std::vector<ChecksumsItem> batch);
   void schedule_ops();
   void run_ops_batch(std::shared_ptr<PgConnection> conn, std::vector<OpsItem> batch);
 
@@ -67,6 +86,8 @@ class SyncQueries {
   bool resolve_acquiring_ = false;
   std::map<std::string, OpsItem> ops_pending_;  // key: bucket/after/checkpoint/limit
   bool ops_acquiring_ = false;
+  std::vector<ChecksumsItem> checksums_pending_;
+  bool checksums_acquiring_ = false;
 };
 
 // Maps a Postgres error from the pull functions to a protocol error code (PSYNC_S2305 for the

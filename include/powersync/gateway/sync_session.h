@@ -10,10 +10,14 @@
 
 namespace powersync::gateway {
 
+// True when an Accept header prefers the BSON stream over NDJSON (q-values; wildcards count for
+// NDJSON only, so BSON is sent only to clients that name it).
+bool prefers_bson(std::string_view accept);
+
 class SyncSession : public std::enable_shared_from_this<SyncSession> {
  public:
   SyncSession(Gateway& gateway, beast::tcp_stream stream, unsigned http_version, VerifiedToken token,
-              protocol::SyncRequest request);
+              protocol::SyncRequest request, bool bson = false);
   ~SyncSession();
   void start();
   // Ends the stream cleanly (pending lines, then the terminating chunk).
@@ -22,6 +26,8 @@ class SyncSession : public std::enable_shared_from_this<SyncSession> {
  private:
   void on_checkpoint(const protocol::Checkpoint& cp);
   void request_ops();
+  bool resolve_from_changes();
+  void apply_resolved(const protocol::Checkpoint& target, const std::vector<protocol::BucketState>& updated);
   void deliver_ops(OpsOutcome out);
   void prefetch_after(const protocol::OpsQuery& q, const OpsOutcome& out);
   void pump();
@@ -33,10 +39,12 @@ class SyncSession : public std::enable_shared_from_this<SyncSession> {
   void watch_disconnect();
 
   Gateway& gw_;
+  bool bson_;  // application/vnd.powersync.bson-stream instead of NDJSON
   beast::tcp_stream stream_;
   unsigned http_version_;
   VerifiedToken token_;
   protocol::SyncIdentity who_;
+  std::string write_checkpoint_key_;  // user_id[/client_id], as in powersync.write_checkpoints
   protocol::SyncStream machine_;
   asio::steady_timer token_timer_;
   uint64_t stream_id_ = 0;

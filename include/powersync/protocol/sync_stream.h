@@ -65,6 +65,12 @@ class SyncStream {
   // Number of checkpoint_complete lines sent so far (one complete protocol pass = 1).
   int completed_checkpoints() const { return completed_; }
   bool sent_first_checkpoint() const { return sent_first_; }
+  // What the client was last told (valid once sent_first_checkpoint()): the checkpoint last
+  // resolved, its bucket map and write checkpoint. A caller that knows nothing of the client's
+  // buckets changed since may re-resolve from these without asking storage for everything.
+  const Checkpoint& resolved_checkpoint() const { return resolved_; }
+  const std::map<std::string, BucketState>& last_sent_buckets() const { return last_sent_; }
+  const std::optional<int64_t>& last_write_checkpoint() const { return last_write_checkpoint_; }
 
  private:
   bool is_new(const Checkpoint& cp) const;

@@ -1,7 +1,7 @@
-// The real PowerSync client (@powersync/node) against powersync-gateway over the pull-API contract
-// fixture (test/gateway_http/contract_fixture.sql): wire compatibility of every line type the
-// client consumes, independent of the replication pipeline. Env as for e2e.test.mjs, PGDATABASE
-// holding the fixture.
+// The real PowerSync client (@powersync/node) against powersync-gateway and the real replication
+// worker with priorities_rules.yaml: priority-0 partial completes, live diffs over a 2,500-row
+// bucket, a removed dynamic bucket, and a gateway restart resuming from the client's positions.
+// Env as for e2e.test.mjs, PGDATABASE holding the schema (items, vips) with those rules deployed.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -18,7 +18,7 @@ let gateway = null;
 async function startGateway() {
   const db = `host=${process.env.PGHOST} port=${process.env.PGPORT} dbname=${process.env.PGDATABASE} user=${process.env.PGUSER}`;
   const proc = spawn(process.env.GW_BIN, ['--db', db, '--listen', `127.0.0.1:${gwPort}`, '--jwks', `${process.env.KEYS_DIR}/jwks.json`,
-    '--audience', 'powersync-test'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    '--audience', 'powersync-test', '--bson-streams'], { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
   for (let i = 0; i < 100; i++) {
     try { if ((await fetch(`http://127.0.0.1:${gwPort}/probes/readiness`)).status === 200) return { proc, exited }; } catch {}
@@ -36,18 +36,17 @@ async function waitFor(what, fn, timeoutMs = 15000) {
   throw new Error(`timed out waiting for ${what}`);
 }
 
-const row = (id, v) => JSON.stringify({ id, v });
-
 async function main() {
-  sql(`INSERT INTO powersync.fx_user_buckets VALUES ('u1','high',0),('u1','low',3),('u1','empty',3);
-       SELECT powersync.fx_put('high', 'h' || i, '{"id":"h' || i || '","v":"high ' || i || '"}') FROM generate_series(1,3) i;
-       SELECT powersync.fx_put('low', 'l' || i, '{"id":"l' || i || '","v":"low ' || i || '"}') FROM generate_series(1,2500) i;
-       SELECT powersync.fx_commit();`);
+  sql(`INSERT INTO vips VALUES ('u1');
+       INSERT INTO items SELECT 'h' || i, 'u1', 'high', 'high ' || i FROM generate_series(1, 3) i;
+       INSERT INTO items SELECT 'l' || i, 'u1', 'low', 'low ' || i FROM generate_series(1, 2500) i;
+       INSERT INTO items VALUES ('other', 'u2', 'low', 'not for u1');`);
+  sql(`SELECT powersync.wait_for_checkpoint()`);
   const proxy = await startProxy(gwPort);
   gateway = await startGateway();
   const dir = `${process.env.WORK_DIR}/clients`;
   fs.mkdirSync(dir, { recursive: true });
-  const db = new PowerSyncDatabase({ schema: new Schema({ items: new Table({ v: column.text }) }), database: { dbFilename: 'fx.db', dbLocation: dir } });
+  const db = new PowerSyncDatabase({ schema: new Schema({ items: new Table({ v: column.text }) }), database: { dbFilename: 'priorities.db', dbLocation: dir } });
   const connector = {
     async fetchCredentials() { return { endpoint: `http://127.0.0.1:${proxy.port}`, token: mint(keys, 'es256', { sub: 'u1' }) }; },
     async uploadData() {},
@@ -61,17 +60,19 @@ async function main() {
     assert.equal(await count(), 2503);
     assert.equal((await db.get(`SELECT v FROM items WHERE id = 'h2'`)).v, 'high 2');
     const lines = proxy.streams[0].lines;
+    // The SDK asks for BSON (Accept q=0.9 over NDJSON's 0.8); with --bson-streams its core parses that.
+    assert.equal(proxy.streams[0].contentType, 'application/vnd.powersync.bson-stream');
     assert.ok(lines.indexOf('partial_checkpoint_complete') < lines.indexOf('checkpoint_complete'));
   });
 
   await T.test('real client: live diff applies new ops and keeps checksums valid', async () => {
-    sql(`SELECT powersync.fx_put('low', 'l1', '${row('l1', 'changed')}'); SELECT powersync.fx_put('high', 'h9', '${row('h9', 'new')}'); SELECT powersync.fx_commit();`);
+    sql(`UPDATE items SET v = 'changed' WHERE id = 'l1'; INSERT INTO items VALUES ('h9', 'u1', 'high', 'new');`);
     await waitFor('changes', async () => (await db.getOptional(`SELECT v FROM items WHERE id = 'l1'`))?.v === 'changed' && (await count(`id = 'h9'`)) === 1);
     assert.equal(proxy.streams.length, 1, 'no reconnect (a checksum mismatch would close the stream)');
   });
 
   await T.test('real client: a removed bucket disappears locally', async () => {
-    sql(`DELETE FROM powersync.fx_user_buckets WHERE bucket = 'high'; SELECT powersync.fx_commit();`);
+    sql(`DELETE FROM vips WHERE user_id = 'u1';`);
     await waitFor('removal', async () => (await count(`id LIKE 'h%'`)) === 0);
     assert.equal(await count(), 2500);
   });
@@ -79,7 +80,8 @@ async function main() {
   await T.test('real client: gateway restart resumes from the client positions', async () => {
     gateway.proc.kill('SIGTERM');
     assert.equal(await gateway.exited, 0);
-    sql(`SELECT powersync.fx_put('low', 'l2', '${row('l2', 'while down')}'); SELECT powersync.fx_commit();`);
+    sql(`UPDATE items SET v = 'while down' WHERE id = 'l2'`);
+    sql(`SELECT powersync.wait_for_checkpoint()`);
     const before = proxy.streams.length;
     gateway = await startGateway();
     await waitFor('resume', async () => (await db.getOptional(`SELECT v FROM items WHERE id = 'l2'`))?.v === 'while down');
@@ -95,7 +97,7 @@ async function main() {
 try {
   await main();
 } catch (e) {
-  await T.test('fixture client setup', async () => { throw e; });
+  await T.test('priorities client setup', async () => { throw e; });
 } finally {
   if (gateway && gateway.proc.exitCode === null) gateway.proc.kill('SIGKILL');
 }
