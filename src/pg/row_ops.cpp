@@ -185,8 +185,10 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
       for (const auto& ref : b.buckets) batch_.add(remove_op(version, ref, subkey));
       for (const auto& l : b.lookups) batch_.add(lookup_row(version, t.id, *k.before, l, "[]"));
       bool stored = b.stored;
+      uint64_t tid = b.tid;
       b = CurrentRow{};
       b.stored = stored;
+      b.tid = tid;
       b.dirty = true;
     }
   }

@@ -77,6 +77,7 @@ struct CurrentRow {
   bool exists = false;  // row present after the changes applied so far
   bool stored = false;  // row present in powersync.current_data (as loaded)
   bool dirty = false;   // must be written (insert/update if exists, delete if stored and gone)
+  uint64_t tid = 0;     // where the stored row is (packed ItemPointer), valid while stored
   std::optional<std::string> row_image;
   std::vector<wire::BucketRef> buckets;
   std::vector<std::string> lookups;
