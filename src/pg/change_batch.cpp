@@ -14,6 +14,7 @@ extern "C" {
 #include "utils/memutils.h"
 }
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "powersync/pg/bulk_write.h"
@@ -231,6 +232,24 @@ struct LookupRows : bulk::RowSource {
   }
 };
 
+// Orders ops by (bucket, op_id), the primary key: consecutive index insertions then go to the same leaf
+// page (hot in cache), and each bucket's ops of a flush are adjacent in the heap for the readers.
+void sort_by_bucket(OpRows& ops) {
+  std::vector<size_t> order(ops.records.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return ops.records[a]->bucket < ops.records[b]->bucket; });
+  OpRows sorted;
+  sorted.records.reserve(order.size());
+  for (size_t i : order) {
+    sorted.records.push_back(ops.records[i]);
+    sorted.op_ids.push_back(ops.op_ids[i]);
+    sorted.cum_checksums.push_back(ops.cum_checksums[i]);
+    sorted.cum_counts.push_back(ops.cum_counts[i]);
+  }
+  ops = std::move(sorted);
+}
+
 }  // namespace
 
 // Op ids in generation order, cumulative checksums continuing bucket_state, then one bucket_state
@@ -284,6 +303,7 @@ void ChangeBatch::write_records() {
     ops.cum_counts.push_back(s.count);
   }
   if (!ops.records.empty()) {
+    sort_by_bucket(ops);
     bulk::insert_rows("bucket_data", 12, ops.records.size(), ops);
     ops_written_ += static_cast<int64_t>(ops.records.size());
     std::vector<std::string> s_bucket;

@@ -76,12 +76,7 @@ void Replicator::handle_relation(RelationInfo rel) {
 
 void Replicator::apply_pending(std::vector<RowChange>& changes) {
   if (changes.empty()) return;
-  prefetch_keys(changes);
-  for (const RowChange& c : changes)
-    for (auto& [id, v] : versions_) {
-      SourceTable* t = source_table_for(v, *c.relation);
-      if (t) apply_change(v, *t, c);
-    }
+  apply_changes(changes);
   changes.clear();
   if (batch_.pending() >= kFlushRecords) batch_.flush();
 }

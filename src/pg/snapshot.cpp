@@ -103,8 +103,7 @@ bool Replicator::snapshot_step() {
     c.new_tuple = wire::read_tuple(reader);
     rows.push_back(std::move(c));
   }
-  prefetch_keys(rows, v);
-  for (const RowChange& c : rows) apply_change(*v, *t, c);
+  apply_changes(rows, v);
   batch_.flush();
   t->next_block = std::max(end, t->next_block);
   t->rows += static_cast<int64_t>(rows.size());

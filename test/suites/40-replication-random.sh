@@ -58,7 +58,11 @@ repl_check "concurrent compaction" true
 lost=$(psql_q -tA <<SQL
 DELETE FROM powersync.bucket_data WHERE (bucket, op_id) IN (
   SELECT bucket, op_id FROM powersync.bucket_data d JOIN powersync.sync_rules s ON s.id = d.sync_rules_id
-   WHERE s.state = 'ACTIVE' AND d.op = 'PUT' ORDER BY d.op_id DESC LIMIT 1);
+   WHERE s.state = 'ACTIVE' AND d.op = 'PUT'
+     -- a PUT that a later op of the same row supersedes would not change the reduction
+     AND NOT EXISTS (SELECT 1 FROM powersync.bucket_data l WHERE l.bucket = d.bucket AND l.op_id > d.op_id
+                      AND l.object_type = d.object_type AND l.object_id = d.object_id AND l.subkey = d.subkey)
+   ORDER BY d.op_id DESC LIMIT 1);
 INSERT INTO powersync.bucket_data (bucket, op_id, sync_rules_id, op, object_type, object_id, subkey, data, checksum,
                                    target_op, cum_checksum, cum_count)
 SELECT bucket, op_id + k, sync_rules_id, op, object_type, object_id, subkey, data, checksum, target_op,

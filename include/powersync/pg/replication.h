@@ -61,6 +61,12 @@ struct RowChange {
   bool from_snapshot = false;  // snapshot rows never overwrite a row the stream already wrote
 };
 
+// Source keys of a change for one source table, and the new tuple completed where it can be.
+struct Keys {
+  std::optional<std::string> before, after;
+  wire::Tuple merged;  // new tuple, unchanged-TOAST columns filled from the old row when it is complete
+};
+
 // One op or lookup row waiting for its op id, in generation order.
 struct PendingRecord {
   enum class Kind { Put, Remove, Lookup };
@@ -134,9 +140,9 @@ class Replicator {
   bool maybe_activate(Lsn lsn);
   std::string table_patterns() const;
   // row_ops.cpp
-  void apply_change(RuleVersion& v, SourceTable& t, const RowChange& c);
+  void apply_changes(const std::vector<RowChange>& changes, RuleVersion* only = nullptr);
+  void apply_change(RuleVersion& v, SourceTable& t, const RowChange& c, Keys keys);
   void apply_truncate(RuleVersion& v, SourceTable& t);
-  void prefetch_keys(const std::vector<RowChange>& changes, const RuleVersion* only = nullptr);
   // replication_round.cpp
   void apply_pending(std::vector<RowChange>& changes);
   void handle_relation(RelationInfo rel);
@@ -158,8 +164,9 @@ class Replicator {
   ChangeBatch batch_;
 };
 
-// Source key of a row: 16 bytes of SHA-256 over the encoded identity values; random when the table has
-// no identity columns. subkey = "<table id>/<hex key>".
+// Source key of a row: for a single integer identity column 'i' + its value as 8 order-preserving bytes,
+// otherwise 16 bytes of SHA-256 over the encoded identity values; 16 random bytes when the table has no
+// identity columns. subkey = "<table id>/<hex key>".
 std::string source_key_of(const RelationInfo& rel, const wire::Tuple& tuple, const std::vector<std::string>& key_columns);
 std::string subkey_of(int32_t table_id, const std::string& source_key);
 
