@@ -75,7 +75,7 @@ CREATE TABLE powersync.current_data (
   buckets         bytea NOT NULL,
   lookups         bytea NOT NULL,
   PRIMARY KEY (source_table_id, source_key)
-);
+) WITH (fillfactor = 50);  -- room for HOT updates: a row rewritten in place needs no new index entry
 COMMENT ON TABLE powersync.current_data IS
   'Per replicated source row: its last row image and what it currently contributes (spec §6.1). Values '
   'are in the worker''s compact binary encoding (include/powersync/pg/change_format.h).';

@@ -94,6 +94,8 @@ void in_flush_context(F&& fn) {
 
 }  // namespace
 
+bool ChangeBatch::probe_everything = false;
+
 void ChangeBatch::prefetch(const std::vector<std::pair<int32_t, std::string>>& keys) {
   std::vector<int32_t> ids;
   std::vector<std::string> wanted;
@@ -185,7 +187,12 @@ void ChangeBatch::write_current_data() {
   }
   bulk::delete_rows("current_data", deleted.size(), deleted.data());
   bulk::update_rows("current_data", 5, stored.ids.size(), stored.tids.data(), stored);
-  bulk::insert_rows("current_data", 5, fresh.ids.size(), fresh);
+  try {
+    bulk::insert_rows("current_data", 5, fresh.ids.size(), fresh);
+  } catch (const PgError& e) {
+    if (e.data() && e.data()->sqlerrcode == ERRCODE_UNIQUE_VIOLATION) probe_everything = true;
+    throw;
+  }
 }
 
 namespace {

@@ -177,14 +177,31 @@ void Replicator::apply_changes(const std::vector<RowChange>& changes, RuleVersio
     for (auto& [id, v] : versions_) {
       if (only && only != &v) continue;
       SourceTable* t = only ? &only->tables.at(c.relation->relid) : source_table_for(v, *c.relation);
-      if (t) items.push_back({&v, t, &c, keys_of(*t, c)});
+      if (!t) continue;
+      items.push_back({&v, t, &c, keys_of(*t, c)});
+      Keys& k = items.back().keys;
+      // Rows that must be new skip the current_data probe: a stream INSERT into a table keyed by a primary
+      // key or unique replica-identity index, committed after the table's copy ended (the copy cannot have
+      // seen it, and an earlier delete or key change of that key committed and was applied first), and
+      // rows copied into a fresh snapshot. Should a row
+      // exist after all (a deferrable key, a row the copy read twice), the insert fails on the primary key,
+      // the round is retried, and ChangeBatch::probe_everything keeps probing from then on.
+      bool unique_key = (t->identity == 'd' || t->identity == 'i') && !t->identity_columns.empty();
+      if (c.from_snapshot) k.after_is_new = t->snapshot_fresh;
+      else {
+        t->snapshot_fresh = false;
+        k.after_is_new = c.kind == RowChange::Kind::Insert && unique_key && t->snapshot_done &&
+                         c.commit_lsn > t->snapshot_lsn;
+      }
+      if (ChangeBatch::probe_everything) k.after_is_new = false;
     }
   std::vector<std::pair<int32_t, std::string>> wanted;
   wanted.reserve(items.size());
   for (const Item& i : items) {
     if (i.table->identity == 'n' || (i.table->identity_columns.empty() && i.table->identity != 'f')) continue;
     if (i.keys.before) wanted.emplace_back(i.table->id, *i.keys.before);
-    if (i.keys.after && i.keys.after != i.keys.before) wanted.emplace_back(i.table->id, *i.keys.after);
+    if (i.keys.after && i.keys.after != i.keys.before && !i.keys.after_is_new)
+      wanted.emplace_back(i.table->id, *i.keys.after);
   }
   batch_.prefetch(wanted);
   for (Item& i : items) apply_change(*i.version, *i.table, *i.change, std::move(i.keys));
@@ -212,7 +229,7 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
   }
   if (!k.after) return;
   // 2. The new row: PUT for every result, REMOVE for every previous (bucket, row) not produced again.
-  CurrentRow& a = keyed ? batch_.row(t.id, *k.after) : batch_.fresh_row(t.id, *k.after);
+  CurrentRow& a = keyed && !k.after_is_new ? batch_.row(t.id, *k.after) : batch_.fresh_row(t.id, *k.after);
   if (c.from_snapshot && a.exists) return;  // the stream already wrote a newer version of this row
   if (has_unchanged(k.merged) && a.row_image) fill_from_image(rel, k.merged, *a.row_image);
   if (has_unchanged(k.merged))

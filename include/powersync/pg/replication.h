@@ -38,6 +38,10 @@ struct SourceTable {
   std::vector<std::string> identity_columns;
   bool snapshot_done = false;
   int64_t next_block = 0, total_blocks = 0, rows = 0;
+  // The snapshot started on a table without current_data rows and the stream has not touched it since
+  // (in this process): copied rows are new unless the copy read a row twice (see apply_changes).
+  bool snapshot_fresh = false;
+  uint64_t snapshot_lsn = 0;  // source_tables.snapshot_lsn: WAL position after the copy (0: none/unknown)
 };
 
 struct RuleVersion {
@@ -59,11 +63,13 @@ struct RowChange {
   char old_kind = 'n';  // 'n' none, 'k' key columns, 'o' full old row
   wire::Tuple old_tuple, new_tuple;
   bool from_snapshot = false;  // snapshot rows never overwrite a row the stream already wrote
+  uint64_t commit_lsn = 0;     // the transaction's commit record (stream changes)
 };
 
 // Source keys of a change for one source table, and the new tuple completed where it can be.
 struct Keys {
   std::optional<std::string> before, after;
+  bool after_is_new = false;  // no current_data row can exist for `after`: no probe (see apply_changes)
   wire::Tuple merged;  // new tuple, unchanged-TOAST columns filled from the old row when it is complete
 };
 
@@ -105,6 +111,8 @@ class ChangeBatch {
   // Forgets cached rows of a table (after a TRUNCATE/retire wrote them directly).
   void drop_table(int32_t table_id);
   int64_t ops_written() const { return ops_written_; }
+  // A current_data insert without probe met an existing row: probe every key from now on (process-wide).
+  static bool probe_everything;
   int64_t max_op_id() const { return max_op_id_; }
   void set_max_op_id(int64_t v) { max_op_id_ = v; }
 
