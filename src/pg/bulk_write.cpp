@@ -43,6 +43,8 @@ Relation open_relation(const char* table, LOCKMODE lock) {
 }
 
 OpenTable open_table(const char* table, int columns) {
+  // SPI statements of this command (a TRUNCATE's DELETE, bucket_state) must be visible to what follows.
+  CommandCounterIncrement();
   OpenTable t;
   t.rel = open_relation(table, RowExclusiveLock);
   if (RelationGetDescr(t.rel)->natts != columns)
@@ -158,6 +160,7 @@ void update_rows(const char* table, int columns, size_t n, const uint64_t* tids,
 void delete_rows(const char* table, size_t n, const uint64_t* tids) {
   if (n == 0) return;
   pg_call([&] {
+    CommandCounterIncrement();
     Relation rel = open_relation(table, RowExclusiveLock);
     Snapshot snapshot = GetActiveSnapshot();
     for (size_t i = 0; i < n; ++i) {
@@ -174,6 +177,7 @@ size_t probe_current_data(size_t n, const int32_t* table_ids, const char* const*
   *found = nullptr;
   if (n == 0) return 0;
   return pg_call([&]() -> size_t {
+    CommandCounterIncrement();  // see rows written by SPI statements of the current command too
     Relation heap = open_relation("current_data", AccessShareLock);
     if (RelationGetDescr(heap)->natts != 5) elog(ERROR, "powersync.current_data does not have the expected 5 columns");
     Oid pk = RelationGetPrimaryKeyIndex(heap);
