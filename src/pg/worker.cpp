@@ -152,6 +152,23 @@ void use_own_origin(const std::string& name) {
   }
 }
 
+// The extension is gone: release the worker's origin and drop it, like the slot.
+void drop_own_origin(const std::string& name) {
+  if (worker_origin == InvalidRepOriginId) return;
+  try {
+    pg_call([] {
+      replorigin_session_reset();
+      replorigin_session_origin = InvalidRepOriginId;
+    });
+    worker_origin = InvalidRepOriginId;
+    Transaction xact;
+    pg_call([&] { replorigin_drop_by_name(name.c_str(), true, true); });
+    xact.commit();
+  } catch (const std::exception&) {
+    abort_transaction();
+  }
+}
+
 void replicate_forever() {
   if (wal_level < WAL_LEVEL_LOGICAL) {
     std::string msg = "wal_level is not logical: set wal_level = logical in postgresql.conf and restart the server";
@@ -175,6 +192,7 @@ void replicate_forever() {
       abort_transaction();
       if (!extension_exists()) {
         drop_slot_if_unused(slot);
+        drop_own_origin(slot);
         log_info("powersync: extension dropped; replication worker exits");
         return;
       }
