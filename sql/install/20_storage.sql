@@ -75,12 +75,14 @@ CREATE TABLE powersync.current_data (
   buckets         bytea NOT NULL,
   lookups         bytea NOT NULL,
   PRIMARY KEY (source_table_id, source_key)
-);
+) WITH (fillfactor = 50);  -- room for HOT updates: a row rewritten in place needs no new index entry
 COMMENT ON TABLE powersync.current_data IS
   'Per replicated source row: its last row image and what it currently contributes (spec §6.1). Values '
   'are in the worker''s compact binary encoding (include/powersync/pg/change_format.h).';
 COMMENT ON COLUMN powersync.current_data.source_key IS
-  '16 bytes: first half of SHA-256 over the encoded replica-identity values (random for NOTHING).';
+  'Single integer identity column: ''i'' + the value as 8 order-preserving bytes (ids in order cluster in '
+  'the primary key); otherwise 16 bytes: first half of SHA-256 over the encoded replica-identity values '
+  '(random for NOTHING).';
 COMMENT ON COLUMN powersync.current_data.row_image IS
   'Last full row (encoded tuple) to complete unchanged-TOAST columns; NULL for REPLICA IDENTITY FULL tables.';
 COMMENT ON COLUMN powersync.current_data.buckets IS 'Encoded list of (bucket, object_type, object_id) the row is in (for REMOVE ops).';

@@ -8,13 +8,16 @@ extern "C" {
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
+#include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 }
 
+#include <algorithm>
 #include <unordered_map>
 
+#include "powersync/pg/bulk_write.h"
 #include "powersync/pg/replication.h"
 #include "powersync/pg/spi.h"
 
@@ -27,26 +30,32 @@ std::string cache_key(int32_t table_id, const std::string& key) {
   return k;
 }
 
+std::string varlena_bytes(Datum d) {
+  const struct varlena* v = reinterpret_cast<const struct varlena*>(DatumGetPointer(d));
+  return std::string(VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+}
+
+// One primary-key probe per key through a single index scan descriptor (bulk_write.cpp).
 void load_rows(std::unordered_map<std::string, CurrentRow>& rows, const std::vector<int32_t>& ids,
                const std::vector<std::string>& keys) {
-  static spi::Statement fetch(
-      // One primary-key probe per key (OFFSET 0 keeps the planner from turning this into a hash join
-      // over the whole of current_data).
-      "SELECT c.source_table_id, c.source_key, c.row_image, c.buckets, c.lookups FROM unnest($1::int4[], "
-      "$2::bytea[]) AS d(t, k), LATERAL (SELECT * FROM powersync.current_data c WHERE c.source_table_id = d.t "
-      "AND c.source_key = d.k OFFSET 0) c",
-      {INT4ARRAYOID, BYTEAARRAYOID});
-  Datum args[2] = {spi::int4_array(ids), spi::bytea_array(keys)};
-  uint64_t n = fetch.run(args);
-  for (uint64_t i = 0; i < n; ++i) {
-    CurrentRow& r = rows[cache_key(static_cast<int32_t>(spi::int64_at(i, 0)), spi::bytes(i, 1).value_or(""))];
+  std::vector<const char*> data(keys.size());
+  std::vector<size_t> lengths(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    data[i] = keys[i].data();
+    lengths[i] = keys[i].size();
+  }
+  bulk::FoundRow* found = nullptr;
+  size_t n = bulk::probe_current_data(keys.size(), ids.data(), data.data(), lengths.data(), &found);
+  for (size_t i = 0; i < n; ++i) {
+    const bulk::FoundRow& f = found[i];
+    CurrentRow& r = rows[cache_key(ids[f.key], keys[f.key])];
     r.exists = true;
     r.stored = true;
-    r.row_image = spi::bytes(i, 2);
-    r.buckets = wire::decode_bucket_refs(spi::bytes(i, 3).value_or(""));
-    r.lookups = wire::decode_strings(spi::bytes(i, 4).value_or(""));
+    r.tid = f.tid;
+    if (!f.nulls[2]) r.row_image = varlena_bytes(f.values[2]);
+    r.buckets = wire::decode_bucket_refs(f.nulls[3] ? std::string() : varlena_bytes(f.values[3]));
+    r.lookups = wire::decode_strings(f.nulls[4] ? std::string() : varlena_bytes(f.values[4]));
   }
-  spi::release();
   // Keys not found are cached as absent so that they are not looked up again.
   for (size_t i = 0; i < ids.size(); ++i) rows.try_emplace(cache_key(ids[i], keys[i]));
 }
@@ -84,6 +93,8 @@ void in_flush_context(F&& fn) {
 }
 
 }  // namespace
+
+bool ChangeBatch::probe_everything = false;
 
 void ChangeBatch::prefetch(const std::vector<std::pair<int32_t, std::string>>& keys) {
   std::vector<int32_t> ids;
@@ -125,75 +136,135 @@ void ChangeBatch::flush() {
   records_.clear();
 }
 
+namespace {
+
+Datum varlena_datum(const std::string& s) {  // bytea and text share the representation
+  struct varlena* v = static_cast<struct varlena*>(palloc(s.size() + VARHDRSZ));
+  SET_VARSIZE(v, s.size() + VARHDRSZ);
+  memcpy(VARDATA(v), s.data(), s.size());
+  return PointerGetDatum(v);
+}
+
+// current_data rows to insert or update, in column order.
+struct CurrentDataRows : bulk::RowSource {
+  std::vector<int32_t> ids;
+  std::vector<std::string> keys, images, buckets, lookups;
+  std::vector<bool> image_null;
+  std::vector<uint64_t> tids;
+  void fill(size_t i, Datum* values, bool* nulls) override {
+    values[0] = Int32GetDatum(ids[i]);
+    values[1] = varlena_datum(keys[i]);
+    values[2] = image_null[i] ? Datum(0) : varlena_datum(images[i]);
+    values[3] = varlena_datum(buckets[i]);
+    values[4] = varlena_datum(lookups[i]);
+    nulls[0] = nulls[1] = nulls[3] = nulls[4] = false;
+    nulls[2] = image_null[i];
+  }
+};
+
+}  // namespace
+
+// New rows are appended, stored rows are updated or deleted in place by the tid their probe found.
 void ChangeBatch::write_current_data() {
-  static spi::Statement upsert(
-      "INSERT INTO powersync.current_data (source_table_id, source_key, row_image, buckets, lookups) "
-      "SELECT * FROM unnest($1::int4[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[]) "
-      "ON CONFLICT (source_table_id, source_key) DO UPDATE SET row_image = EXCLUDED.row_image, "
-      "buckets = EXCLUDED.buckets, lookups = EXCLUDED.lookups",
-      {INT4ARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID});
-  static spi::Statement insert(
-      "INSERT INTO powersync.current_data (source_table_id, source_key, row_image, buckets, lookups) "
-      "SELECT * FROM unnest($1::int4[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[])",
-      {INT4ARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID});
-  static spi::Statement remove(
-      "DELETE FROM powersync.current_data c USING unnest($1::int4[], $2::bytea[]) AS d(t, k) "
-      "WHERE c.source_table_id = d.t AND c.source_key = d.k",
-      {INT4ARRAYOID, BYTEAARRAYOID});
-  // New rows go through a plain INSERT (no conflict check); only stored rows need the upsert.
-  struct Rows {
-    std::vector<int32_t> ids;
-    std::vector<std::string> keys, images, buckets, lookups;
-    std::vector<bool> image_null;
-  } fresh, stored;
-  std::vector<int32_t> del_ids;
-  std::vector<std::string> del_keys;
+  CurrentDataRows fresh, stored;
+  std::vector<uint64_t> deleted;
   for (const auto& [ck, r] : rows_) {
     if (!r.dirty) continue;
-    int32_t id;
-    memcpy(&id, ck.data(), 4);
-    std::string key = ck.substr(4);
     if (!r.exists) {
-      if (!r.stored) continue;  // created and deleted within this batch
-      del_ids.push_back(id);
-      del_keys.push_back(std::move(key));
+      if (r.stored) deleted.push_back(r.tid);  // else created and deleted within this batch
       continue;
     }
-    Rows& out = r.stored ? stored : fresh;
+    int32_t id;
+    memcpy(&id, ck.data(), 4);
+    CurrentDataRows& out = r.stored ? stored : fresh;
     out.ids.push_back(id);
-    out.keys.push_back(std::move(key));
+    out.keys.push_back(ck.substr(4));
     out.images.push_back(r.row_image.value_or(""));
     out.image_null.push_back(!r.row_image.has_value());
     out.buckets.push_back(wire::encode_bucket_refs(r.buckets));
     out.lookups.push_back(wire::encode_strings(r.lookups));
+    out.tids.push_back(r.tid);
   }
-  if (!del_ids.empty()) {
-    Datum args[2] = {spi::int4_array(del_ids), spi::bytea_array(del_keys)};
-    remove.run(args);
-  }
-  for (Rows* rows : {&fresh, &stored}) {
-    if (rows->ids.empty()) continue;
-    Datum args[5] = {spi::int4_array(rows->ids), spi::bytea_array(rows->keys),
-                     spi::bytea_array(rows->images, &rows->image_null), spi::bytea_array(rows->buckets),
-                     spi::bytea_array(rows->lookups)};
-    (rows == &fresh ? insert : upsert).run(args);
+  bulk::delete_rows("current_data", deleted.size(), deleted.data());
+  bulk::update_rows("current_data", 5, stored.ids.size(), stored.tids.data(), stored);
+  try {
+    bulk::insert_rows("current_data", 5, fresh.ids.size(), fresh);
+  } catch (const PgError& e) {
+    if (e.data() && e.data()->sqlerrcode == ERRCODE_UNIQUE_VIOLATION) probe_everything = true;
+    throw;
   }
 }
 
+namespace {
+
+// Ops in bucket_data column order: bucket, op_id, sync_rules_id, op, object_type, object_id, subkey,
+// data, checksum, target_op, cum_checksum, cum_count.
+struct OpRows : bulk::RowSource {
+  std::vector<const PendingRecord*> records;
+  std::vector<int64_t> op_ids, cum_checksums, cum_counts;
+  void fill(size_t i, Datum* values, bool* nulls) override {
+    const PendingRecord& r = *records[i];
+    bool put = r.kind == PendingRecord::Kind::Put;
+    for (int c = 0; c < 12; ++c) nulls[c] = false;
+    values[0] = varlena_datum(r.bucket);
+    values[1] = Int64GetDatum(op_ids[i]);
+    values[2] = Int64GetDatum(r.version);
+    values[3] = PointerGetDatum(cstring_to_text(put ? "PUT" : "REMOVE"));
+    values[4] = varlena_datum(r.table);
+    values[5] = varlena_datum(r.id);
+    values[6] = varlena_datum(r.subkey);
+    if (put) values[7] = varlena_datum(r.data);
+    nulls[7] = !put;
+    values[8] = Int64GetDatum(static_cast<int64_t>(r.checksum));
+    nulls[9] = true;
+    values[10] = Int64GetDatum(cum_checksums[i]);
+    values[11] = Int64GetDatum(cum_counts[i]);
+  }
+};
+
+// Lookup rows in bucket_parameters column order: id, sync_rules_id, source_table_id, source_key,
+// lookup, bucket_parameters.
+struct LookupRows : bulk::RowSource {
+  std::vector<const PendingRecord*> records;
+  std::vector<int64_t> ids;
+  void fill(size_t i, Datum* values, bool* nulls) override {
+    const PendingRecord& r = *records[i];
+    for (int c = 0; c < 6; ++c) nulls[c] = false;
+    values[0] = Int64GetDatum(ids[i]);
+    values[1] = Int64GetDatum(r.version);
+    values[2] = Int32GetDatum(r.source_table_id);
+    values[3] = varlena_datum(r.source_key);
+    values[4] = varlena_datum(r.lookup);
+    values[5] = varlena_datum(r.parameters);
+  }
+};
+
+// Orders ops by (bucket, op_id), the primary key: consecutive index insertions then go to the same leaf
+// page (hot in cache), and each bucket's ops of a flush are adjacent in the heap for the readers.
+void sort_by_bucket(OpRows& ops) {
+  std::vector<size_t> order(ops.records.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return ops.records[a]->bucket < ops.records[b]->bucket; });
+  OpRows sorted;
+  sorted.records.reserve(order.size());
+  for (size_t i : order) {
+    sorted.records.push_back(ops.records[i]);
+    sorted.op_ids.push_back(ops.op_ids[i]);
+    sorted.cum_checksums.push_back(ops.cum_checksums[i]);
+    sorted.cum_counts.push_back(ops.cum_counts[i]);
+  }
+  ops = std::move(sorted);
+}
+
+}  // namespace
+
+// Op ids in generation order, cumulative checksums continuing bucket_state, then one bucket_state
+// upsert per touched bucket.
 void ChangeBatch::write_records() {
   if (records_.empty()) return;
   static spi::Statement load_state("SELECT bucket, checksum, count FROM powersync.bucket_state WHERE bucket = ANY($1)",
                                    {TEXTARRAYOID});
-  static spi::Statement insert_ops(
-      "INSERT INTO powersync.bucket_data (bucket, op_id, sync_rules_id, op, object_type, object_id, subkey, data, "
-      "checksum, cum_checksum, cum_count) SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], "
-      "$5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[])",
-      {TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-       INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID});
-  static spi::Statement insert_lookups(
-      "INSERT INTO powersync.bucket_parameters (id, sync_rules_id, source_table_id, source_key, lookup, "
-      "bucket_parameters) SELECT * FROM unnest($1::int8[], $2::int8[], $3::int4[], $4::bytea[], $5::text[], $6::text[])",
-      {INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, BYTEAARRAYOID, TEXTARRAYOID, TEXTARRAYOID});
   static spi::Statement save_state(
       "INSERT INTO powersync.bucket_state (bucket, sync_rules_id, last_op, checksum, count) "
       "SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) "
@@ -217,20 +288,15 @@ void ChangeBatch::write_records() {
   }
 
   int64_t next_id = reserve_op_ids(op_id_sequence(), static_cast<int64_t>(records_.size()));
-  std::vector<std::string> o_bucket, o_op, o_type, o_id, o_subkey, o_data, l_key, l_lookup, l_params;
-  std::vector<int64_t> o_opid, o_version, o_checksum, o_cum, o_count, l_id, l_version;
-  std::vector<int32_t> l_table;
-  std::vector<bool> o_data_null;
-  for (auto& r : records_) {
+  OpRows ops;
+  LookupRows lookups;
+  ops.records.reserve(records_.size());
+  for (const auto& r : records_) {
     int64_t op_id = next_id++;
     max_op_id_ = op_id;
     if (r.kind == PendingRecord::Kind::Lookup) {
-      l_id.push_back(op_id);
-      l_version.push_back(r.version);
-      l_table.push_back(r.source_table_id);
-      l_key.push_back(std::move(r.source_key));
-      l_lookup.push_back(std::move(r.lookup));
-      l_params.push_back(std::move(r.parameters));
+      lookups.records.push_back(&r);
+      lookups.ids.push_back(op_id);
       continue;
     }
     State& s = states[r.bucket];
@@ -238,26 +304,15 @@ void ChangeBatch::write_records() {
     s.last_op = op_id;
     s.checksum += r.checksum;  // wrapping u32 sum
     s.count += 1;
-    o_opid.push_back(op_id);
-    o_version.push_back(r.version);
-    o_op.push_back(r.kind == PendingRecord::Kind::Put ? "PUT" : "REMOVE");
-    o_checksum.push_back(r.checksum);
-    o_cum.push_back(s.checksum);
-    o_count.push_back(s.count);
-    o_data_null.push_back(r.kind != PendingRecord::Kind::Put);
-    o_bucket.push_back(std::move(r.bucket));
-    o_type.push_back(std::move(r.table));
-    o_id.push_back(std::move(r.id));
-    o_subkey.push_back(std::move(r.subkey));
-    o_data.push_back(std::move(r.data));
+    ops.records.push_back(&r);
+    ops.op_ids.push_back(op_id);
+    ops.cum_checksums.push_back(s.checksum);
+    ops.cum_counts.push_back(s.count);
   }
-  if (!o_opid.empty()) {
-    Datum args[11] = {spi::text_array(o_bucket), spi::int8_array(o_opid), spi::int8_array(o_version),
-                      spi::text_array(o_op), spi::text_array(o_type), spi::text_array(o_id),
-                      spi::text_array(o_subkey), spi::text_array(o_data, &o_data_null), spi::int8_array(o_checksum),
-                      spi::int8_array(o_cum), spi::int8_array(o_count)};
-    insert_ops.run(args);
-    ops_written_ += static_cast<int64_t>(o_opid.size());
+  if (!ops.records.empty()) {
+    sort_by_bucket(ops);
+    bulk::insert_rows("bucket_data", 12, ops.records.size(), ops);
+    ops_written_ += static_cast<int64_t>(ops.records.size());
     std::vector<std::string> s_bucket;
     std::vector<int64_t> s_version, s_last, s_checksum, s_count;
     for (auto& [name, s] : states) {
@@ -272,11 +327,9 @@ void ChangeBatch::write_records() {
                       spi::int8_array(s_checksum), spi::int8_array(s_count)};
     save_state.run(sargs);
   }
-  if (!l_id.empty()) {
-    Datum args[6] = {spi::int8_array(l_id), spi::int8_array(l_version), spi::int4_array(l_table),
-                     spi::bytea_array(l_key), spi::text_array(l_lookup), spi::text_array(l_params)};
-    insert_lookups.run(args);
-    ops_written_ += static_cast<int64_t>(l_id.size());
+  if (!lookups.records.empty()) {
+    bulk::insert_rows("bucket_parameters", 6, lookups.records.size(), lookups);
+    ops_written_ += static_cast<int64_t>(lookups.records.size());
   }
 }
 

@@ -23,6 +23,7 @@ extern void _PG_output_plugin_init(OutputPluginCallbacks* cb);
 }
 
 #include "powersync/pg/value_mapping.h"
+#include "powersync/pg/worker.h"
 
 namespace powersync::pg {
 namespace {
@@ -262,7 +263,10 @@ void plugin_message(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, XLogRecP
   OutputPluginWrite(ctx, true);
 }
 
-bool plugin_filter_origin(LogicalDecodingContext* ctx, RepOriginId origin_id) { return false; }
+// The replication worker's own transactions (see use_own_origin in worker.cpp); only set in its process.
+bool plugin_filter_origin(LogicalDecodingContext* ctx, RepOriginId origin_id) {
+  return origin_id != InvalidRepOriginId && origin_id == worker_origin;
+}
 
 }  // namespace
 }  // namespace powersync::pg

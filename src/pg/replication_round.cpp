@@ -76,12 +76,7 @@ void Replicator::handle_relation(RelationInfo rel) {
 
 void Replicator::apply_pending(std::vector<RowChange>& changes) {
   if (changes.empty()) return;
-  prefetch_keys(changes);
-  for (const RowChange& c : changes)
-    for (auto& [id, v] : versions_) {
-      SourceTable* t = source_table_for(v, *c.relation);
-      if (t) apply_change(v, *t, c);
-    }
+  apply_changes(changes);
   changes.clear();
   if (batch_.pending() >= kFlushRecords) batch_.flush();
 }
@@ -126,13 +121,16 @@ bool Replicator::round() {
   spi::release();
 
   bool skip = false, saw_ping = false;
-  Lsn last_commit_end = 0;
+  Lsn last_commit_end = 0, commit_lsn = 0;
   std::vector<RowChange> pending;
   for (std::string& m : messages) {
     wire::Reader r(m);
     char kind = static_cast<char>(r.u8());
     switch (kind) {
-      case 'B': skip = r.u64() < applied_lsn_; break;  // committed before the stored LSN: applied already
+      case 'B':  // committed before the stored LSN: applied already
+        commit_lsn = r.u64();
+        skip = commit_lsn < applied_lsn_;
+        break;
       case 'C':
         last_commit_end = r.u64();
         if (pending.size() >= kApplyChunk) apply_pending(pending);
@@ -147,6 +145,7 @@ bool Replicator::round() {
         RowChange c;
         uint32_t relid = r.u32();
         c.relation = &relations_.at(relid);
+        c.commit_lsn = commit_lsn;
         c.kind = kind == 'I' ? RowChange::Kind::Insert : kind == 'U' ? RowChange::Kind::Update : RowChange::Kind::Delete;
         if (kind != 'I') {
           c.old_kind = static_cast<char>(r.u8());

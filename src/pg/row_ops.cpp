@@ -71,6 +71,18 @@ void fill_from_image(const RelationInfo& rel, wire::Tuple& t, const std::string&
 
 std::string source_key_of(const RelationInfo& rel, const wire::Tuple& tuple, const std::vector<std::string>& key_columns) {
   if (key_columns.empty()) return random_key();
+  if (key_columns.size() == 1) {
+    // A single integer key keeps its order (9 bytes: 'i', big-endian with the sign bit flipped), so rows
+    // with increasing ids append to the right of current_data's primary key instead of landing at random
+    // places in it. The hashed form below has 16 bytes, so the two never collide.
+    int i = column_index(rel, key_columns[0]);
+    if (i >= 0 && i < static_cast<int>(tuple.values.size()) && tuple.values[i].type() == rules::ValueType::Integer) {
+      uint64_t v = static_cast<uint64_t>(tuple.values[i].as_integer()) ^ (uint64_t{1} << 63);
+      std::string key(9, 'i');
+      for (int b = 0; b < 8; ++b) key[1 + b] = static_cast<char>(v >> (56 - 8 * b));
+      return key;
+    }
+  }
   std::string encoded;
   wire::Writer w(encoded);
   for (const auto& name : key_columns) {
@@ -97,14 +109,9 @@ std::string subkey_of(int32_t table_id, const std::string& source_key) {
 
 namespace {
 
-struct Keys {
-  std::optional<std::string> before, after;
-  wire::Tuple merged;  // new tuple, unchanged-TOAST columns filled from the old row when it is complete
-};
-
 Keys keys_of(const SourceTable& t, const RowChange& c) {
   const RelationInfo& rel = *c.relation;
-  std::vector<std::string> key_cols = t.identity == 'f' ? rel.columns : t.identity_columns;
+  const std::vector<std::string>& key_cols = t.identity == 'f' ? rel.columns : t.identity_columns;
   Keys k;
   if (c.kind != RowChange::Kind::Insert && c.old_kind != 'n' && !key_cols.empty())
     k.before = source_key_of(rel, c.old_tuple, key_cols);
@@ -155,25 +162,53 @@ bool contains(const std::vector<T>& v, const T& x) {
 
 }  // namespace
 
-void Replicator::prefetch_keys(const std::vector<RowChange>& changes, const RuleVersion* only) {
-  std::vector<std::pair<int32_t, std::string>> keys;
-  for (const RowChange& c : changes) {
+// Resolves each change's source table per version, computes its keys once, loads the current_data
+// rows of all those keys in one probe pass, then applies the changes in order.
+void Replicator::apply_changes(const std::vector<RowChange>& changes, RuleVersion* only) {
+  struct Item {
+    RuleVersion* version;
+    SourceTable* table;
+    const RowChange* change;
+    Keys keys;
+  };
+  std::vector<Item> items;
+  items.reserve(changes.size());
+  for (const RowChange& c : changes)
     for (auto& [id, v] : versions_) {
       if (only && only != &v) continue;
-      auto it = v.tables.find(c.relation->relid);
-      if (it == v.tables.end() || it->second.identity == 'n') continue;
-      Keys k = keys_of(it->second, c);
-      if (it->second.identity_columns.empty() && it->second.identity != 'f') continue;
-      if (k.before) keys.emplace_back(it->second.id, *k.before);
-      if (k.after && k.after != k.before) keys.emplace_back(it->second.id, *k.after);
+      SourceTable* t = only ? &only->tables.at(c.relation->relid) : source_table_for(v, *c.relation);
+      if (!t) continue;
+      items.push_back({&v, t, &c, keys_of(*t, c)});
+      Keys& k = items.back().keys;
+      // Rows that must be new skip the current_data probe: a stream INSERT into a table keyed by a primary
+      // key or unique replica-identity index, committed after the table's copy ended (the copy cannot have
+      // seen it, and an earlier delete or key change of that key committed and was applied first), and
+      // rows copied into a fresh snapshot. Should a row
+      // exist after all (a deferrable key, a row the copy read twice), the insert fails on the primary key,
+      // the round is retried, and ChangeBatch::probe_everything keeps probing from then on.
+      bool unique_key = (t->identity == 'd' || t->identity == 'i') && !t->identity_columns.empty();
+      if (c.from_snapshot) k.after_is_new = t->snapshot_fresh;
+      else {
+        t->snapshot_fresh = false;
+        k.after_is_new = c.kind == RowChange::Kind::Insert && unique_key && t->snapshot_done &&
+                         c.commit_lsn > t->snapshot_lsn;
+      }
+      if (ChangeBatch::probe_everything) k.after_is_new = false;
     }
+  std::vector<std::pair<int32_t, std::string>> wanted;
+  wanted.reserve(items.size());
+  for (const Item& i : items) {
+    if (i.table->identity == 'n' || (i.table->identity_columns.empty() && i.table->identity != 'f')) continue;
+    if (i.keys.before) wanted.emplace_back(i.table->id, *i.keys.before);
+    if (i.keys.after && i.keys.after != i.keys.before && !i.keys.after_is_new)
+      wanted.emplace_back(i.table->id, *i.keys.after);
   }
-  batch_.prefetch(keys);
+  batch_.prefetch(wanted);
+  for (Item& i : items) apply_change(*i.version, *i.table, *i.change, std::move(i.keys));
 }
 
-void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c) {
+void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c, Keys k) {
   const RelationInfo& rel = *c.relation;
-  Keys k = keys_of(t, c);
   bool keyed = t.identity == 'f' || !t.identity_columns.empty();
   int64_t version = v.id;
   // 1. A delete or key change removes everything the old row produced (spec §2.2 step 2).
@@ -185,14 +220,16 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
       for (const auto& ref : b.buckets) batch_.add(remove_op(version, ref, subkey));
       for (const auto& l : b.lookups) batch_.add(lookup_row(version, t.id, *k.before, l, "[]"));
       bool stored = b.stored;
+      uint64_t tid = b.tid;
       b = CurrentRow{};
       b.stored = stored;
+      b.tid = tid;
       b.dirty = true;
     }
   }
   if (!k.after) return;
   // 2. The new row: PUT for every result, REMOVE for every previous (bucket, row) not produced again.
-  CurrentRow& a = keyed ? batch_.row(t.id, *k.after) : batch_.fresh_row(t.id, *k.after);
+  CurrentRow& a = keyed && !k.after_is_new ? batch_.row(t.id, *k.after) : batch_.fresh_row(t.id, *k.after);
   if (c.from_snapshot && a.exists) return;  // the stream already wrote a newer version of this row
   if (has_unchanged(k.merged) && a.row_image) fill_from_image(rel, k.merged, *a.row_image);
   if (has_unchanged(k.merged))

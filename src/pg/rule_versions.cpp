@@ -44,7 +44,7 @@ std::vector<std::string> parse_text_array(const std::string& text) {
 void load_tables(RuleVersion& v) {
   static spi::Statement select(
       "SELECT id, relid, schema_name, table_name, replica_identity::text, identity_columns::text, snapshot_done, "
-      "snapshot_next_block, coalesce(snapshot_total, 0), snapshot_rows FROM powersync.source_tables "
+      "snapshot_next_block, coalesce(snapshot_total, 0), snapshot_rows, snapshot_lsn FROM powersync.source_tables "
       "WHERE sync_rules_id = $1",
       {INT8OID});
   Datum arg = Int64GetDatum(v.id);
@@ -61,6 +61,7 @@ void load_tables(RuleVersion& v) {
     t.next_block = spi::int64_at(i, 7);
     t.total_blocks = spi::int64_at(i, 8);
     t.rows = spi::int64_at(i, 9);
+    t.snapshot_lsn = spi::lsn_at(i, 10);
     v.tables[t.relid] = std::move(t);
   }
   spi::release();

@@ -67,6 +67,15 @@ int64_t relation_blocks(uint32_t relid) {
   return blocks;
 }
 
+bool has_current_rows(int32_t table_id) {
+  static spi::Statement any("SELECT EXISTS (SELECT 1 FROM powersync.current_data WHERE source_table_id = $1)", {INT4OID});
+  Datum arg = Int32GetDatum(table_id);
+  any.run(&arg);
+  bool found = spi::bool_at(0, 0);
+  spi::release();
+  return found;
+}
+
 }  // namespace
 
 bool Replicator::snapshot_step() {
@@ -91,7 +100,10 @@ bool Replicator::snapshot_step() {
     xact.commit();
     return true;
   }
-  if (t->next_block == 0 && t->total_blocks == 0) t->total_blocks = relation_blocks(t->relid);
+  if (t->next_block == 0 && t->total_blocks == 0) {
+    t->total_blocks = relation_blocks(t->relid);
+    t->snapshot_fresh = !has_current_rows(t->id);
+  }
   int64_t end = std::min(t->next_block + kChunkBlocks, t->total_blocks);
   std::string encoded = t->next_block < end ? read_chunk(rel, t->next_block, end) : std::string();
   std::vector<RowChange> rows;
@@ -103,19 +115,20 @@ bool Replicator::snapshot_step() {
     c.new_tuple = wire::read_tuple(reader);
     rows.push_back(std::move(c));
   }
-  prefetch_keys(rows, v);
-  for (const RowChange& c : rows) apply_change(*v, *t, c);
+  apply_changes(rows, v);
   batch_.flush();
   t->next_block = std::max(end, t->next_block);
   t->rows += static_cast<int64_t>(rows.size());
   t->snapshot_done = t->next_block >= t->total_blocks;
   static spi::Statement progress(
       "UPDATE powersync.source_tables SET snapshot_next_block = $2, snapshot_rows = $3, snapshot_total = $4, "
-      "snapshot_done = $5, snapshot_lsn = CASE WHEN $5 THEN pg_current_wal_lsn() END WHERE id = $1",
+      "snapshot_done = $5, snapshot_lsn = CASE WHEN $5 THEN pg_current_wal_lsn() END WHERE id = $1 "
+      "RETURNING snapshot_lsn",
       {INT4OID, INT8OID, INT8OID, INT8OID, BOOLOID});
   Datum args[5] = {Int32GetDatum(t->id), Int64GetDatum(t->next_block), Int64GetDatum(t->rows),
                    Int64GetDatum(t->total_blocks), BoolGetDatum(t->snapshot_done)};
-  progress.run(args);
+  if (progress.run(args) == 1) t->snapshot_lsn = spi::lsn_at(0, 0);
+  spi::release();
   if (t->snapshot_done && v->state == "PROCESSING") {
     static spi::Statement version_done(
         "UPDATE powersync.sync_rules SET snapshot_done = true, snapshot_lsn = pg_current_wal_lsn() WHERE id = $1 "

@@ -21,6 +21,16 @@ q() { psql -X -q -v ON_ERROR_STOP=1 -tA "$@"; }
 now() { date +%s.%N; }
 rate() { python3 -c "import sys; n,t=float(sys.argv[1]),float(sys.argv[2]); print(f'{n/t:,.0f}')" "$1" "$2"; }
 secs() { python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.2f}')" "$1" "$2"; }
+# CPU seconds used so far by the replication worker (user + system): on a shared machine the wall clock
+# depends on the other load, the worker's CPU time per row does much less.
+worker_cpu() {
+  local pid; pid=$(q -c "SELECT worker_pid FROM powersync.replication_state")
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$pid/stat" 2>/dev/null || echo 0
+}
+cpu_note() {  # $1 = cpu at start, $2 = rows
+  local c; c=$(worker_cpu)
+  python3 -c "import sys; c=float(sys.argv[2])-float(sys.argv[1]); print(f'  worker CPU {c:.2f} s = {float(sys.argv[3])/max(c,0.01):,.0f} rows per worker CPU-second')" "$1" "$c" "$2"
+}
 
 q -c "CREATE EXTENSION powersync_pg"
 q -c "CREATE TABLE items (id bigint PRIMARY KEY, owner text NOT NULL, name text, n int)"
@@ -41,11 +51,13 @@ echo "== Replication benchmark: $ROWS rows, rules with 2 bucket definitions (2 o
 # 1. Initial snapshot of existing rows.
 q -c "INSERT INTO items SELECT g, 'user' || (g % 1000), 'item ' || g, 0 FROM generate_series(1, $ROWS) g"
 q -c "SELECT powersync.wait_replicated('300 s')" >/dev/null
+c0=$(worker_cpu)
 t0=$(now)
 echo "SELECT powersync.deploy_sync_rules(:'rules')" | q -v rules="$RULES" >/dev/null
 q -c "SELECT powersync.wait_for_checkpoint('1800 s')" >/dev/null
 t1=$(now)
 echo "snapshot: $ROWS rows copied and active in $(secs $t0 $t1) s = $(rate $ROWS $(secs $t0 $t1)) rows/s"
+cpu_note "$c0" "$ROWS"
 
 # test_decoding baseline: decode the WAL of a workload (up to its commit LSN) with test_decoding.
 q -c "SELECT 'ok' FROM pg_create_logical_replication_slot('bench_td', 'test_decoding')" >/dev/null
@@ -62,11 +74,13 @@ measure() {  # $1 = label, $2 = rows, $3 = start time, $4 = commit time of the l
   done_at=$(now)
   local total; total=$(secs $3 $done_at)
   echo "$1: $2 rows, first commit -> checkpoint $total s = $(rate $2 $total) rows/s (last commit -> checkpoint $(secs $4 $done_at) s)"
+  cpu_note "$C0" "$2"
   OURS=$total
 }
 
 # 2. 1M rows inserted in one transaction.
 q -c "SELECT pg_replication_slot_advance('bench_td', pg_current_wal_lsn())" >/dev/null
+C0=$(worker_cpu)
 t0=$(now)
 q -c "INSERT INTO items SELECT g, 'user' || (g % 1000), 'item ' || g, 0 FROM generate_series($ROWS + 1, 2 * $ROWS) g"
 t1=$(now)
@@ -89,6 +103,7 @@ baseline "$end" $ROWS
 
 # 4. 1M updates in one transaction.
 q -c "SELECT pg_replication_slot_advance('bench_td', pg_current_wal_lsn())" >/dev/null
+C0=$(worker_cpu)
 t0=$(now)
 q -c "UPDATE items SET n = n + 1 WHERE id <= $ROWS"
 t1=$(now)

@@ -21,6 +21,8 @@ CREATE TABLE members (user_id text NOT NULL, list_id int NOT NULL, role text, v 
 CREATE UNIQUE INDEX members_key ON members (user_id, list_id);
 ALTER TABLE members REPLICA IDENTITY FULL;
 CREATE TABLE events (kind text, payload text, v bigint NOT NULL);
+-- bigint key: its source keys keep the id order (negative ids included).
+CREATE TABLE counters (id bigint PRIMARY KEY, owner text, n int, v bigint NOT NULL);
 ALTER TABLE events REPLICA IDENTITY NOTHING;
 CREATE SEQUENCE workload_v START 1000000;
 -- A deterministic, poorly compressible text of about n kB, so it is stored out of line (TOAST).
@@ -33,6 +35,7 @@ RULES = """bucket_definitions:
     parameters: SELECT request.user_id() AS owner
     data:
       - SELECT id, owner, title, body, n, flag, v FROM items WHERE owner = bucket.owner
+      - SELECT id, owner, n, v FROM counters WHERE owner = bucket.owner
   by_list:
     parameters: SELECT list_id FROM members WHERE user_id = request.user_id()
     data:
@@ -72,6 +75,9 @@ class Workload:
 
     def item_id(self):
         return "s%d-i%d" % (self.session, self.rnd.randrange(60))
+
+    def counter_id(self):
+        return self.session * 1000 + self.rnd.randrange(-40, 40)
 
     def text(self):
         r = self.rnd.random()
@@ -132,8 +138,17 @@ class Workload:
                 lit(rnd.choice(["owner", "viewer", None])), v, lit(rnd.choice(USERS)), rnd.randrange(6))
         if r < 0.84:
             return "DELETE FROM members WHERE user_id = %s AND list_id = %d;" % (lit(rnd.choice(USERS)), rnd.randrange(6))
-        if r < 0.96:
+        if r < 0.93:
             return "INSERT INTO events VALUES (%s, %s, %s);" % (lit(rnd.choice(KINDS)), lit(self.text()), v)
+        if r < 0.945:
+            return ("INSERT INTO counters VALUES (%d, %s, 0, %s) ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, "
+                    "n = counters.n + 1, v = EXCLUDED.v;" % (self.counter_id(), lit(rnd.choice(USERS + [None])), v))
+        if r < 0.952:
+            new, old = self.counter_id(), self.counter_id()
+            return ("UPDATE counters SET id = %d, v = %s WHERE id = %d AND NOT EXISTS (SELECT 1 FROM counters WHERE "
+                    "id = %d);" % (new, v, old, new))
+        if r < 0.96:
+            return "DELETE FROM counters WHERE id = %d;" % self.counter_id()
         if r < 0.975:
             return "TRUNCATE events;"
         if r < 0.985:

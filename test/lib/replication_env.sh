@@ -5,7 +5,7 @@
 #   repl_workload SEED N S      run N random statements as session S (errors are tolerated)
 #   repl_check LABEL [compacted] run pscheck.run(); one pass/fail per check, details on failure
 # Requires test/lib/pg_cluster.sh and test/lib/counts.sh to be sourced first.
-REPL_TABLES="ARRAY['items','todos','members','events']"
+REPL_TABLES="ARRAY['items','todos','members','events','counters']"
 WORKLOAD="python3 $PS_ROOT/test/lib/random_workload.py"
 
 psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }

@@ -38,6 +38,10 @@ struct SourceTable {
   std::vector<std::string> identity_columns;
   bool snapshot_done = false;
   int64_t next_block = 0, total_blocks = 0, rows = 0;
+  // The snapshot started on a table without current_data rows and the stream has not touched it since
+  // (in this process): copied rows are new unless the copy read a row twice (see apply_changes).
+  bool snapshot_fresh = false;
+  uint64_t snapshot_lsn = 0;  // source_tables.snapshot_lsn: WAL position after the copy (0: none/unknown)
 };
 
 struct RuleVersion {
@@ -59,6 +63,14 @@ struct RowChange {
   char old_kind = 'n';  // 'n' none, 'k' key columns, 'o' full old row
   wire::Tuple old_tuple, new_tuple;
   bool from_snapshot = false;  // snapshot rows never overwrite a row the stream already wrote
+  uint64_t commit_lsn = 0;     // the transaction's commit record (stream changes)
+};
+
+// Source keys of a change for one source table, and the new tuple completed where it can be.
+struct Keys {
+  std::optional<std::string> before, after;
+  bool after_is_new = false;  // no current_data row can exist for `after`: no probe (see apply_changes)
+  wire::Tuple merged;  // new tuple, unchanged-TOAST columns filled from the old row when it is complete
 };
 
 // One op or lookup row waiting for its op id, in generation order.
@@ -77,6 +89,7 @@ struct CurrentRow {
   bool exists = false;  // row present after the changes applied so far
   bool stored = false;  // row present in powersync.current_data (as loaded)
   bool dirty = false;   // must be written (insert/update if exists, delete if stored and gone)
+  uint64_t tid = 0;     // where the stored row is (packed ItemPointer), valid while stored
   std::optional<std::string> row_image;
   std::vector<wire::BucketRef> buckets;
   std::vector<std::string> lookups;
@@ -98,6 +111,8 @@ class ChangeBatch {
   // Forgets cached rows of a table (after a TRUNCATE/retire wrote them directly).
   void drop_table(int32_t table_id);
   int64_t ops_written() const { return ops_written_; }
+  // A current_data insert without probe met an existing row: probe every key from now on (process-wide).
+  static bool probe_everything;
   int64_t max_op_id() const { return max_op_id_; }
   void set_max_op_id(int64_t v) { max_op_id_ = v; }
 
@@ -133,9 +148,9 @@ class Replicator {
   bool maybe_activate(Lsn lsn);
   std::string table_patterns() const;
   // row_ops.cpp
-  void apply_change(RuleVersion& v, SourceTable& t, const RowChange& c);
+  void apply_changes(const std::vector<RowChange>& changes, RuleVersion* only = nullptr);
+  void apply_change(RuleVersion& v, SourceTable& t, const RowChange& c, Keys keys);
   void apply_truncate(RuleVersion& v, SourceTable& t);
-  void prefetch_keys(const std::vector<RowChange>& changes, const RuleVersion* only = nullptr);
   // replication_round.cpp
   void apply_pending(std::vector<RowChange>& changes);
   void handle_relation(RelationInfo rel);
@@ -157,8 +172,9 @@ class Replicator {
   ChangeBatch batch_;
 };
 
-// Source key of a row: 16 bytes of SHA-256 over the encoded identity values; random when the table has
-// no identity columns. subkey = "<table id>/<hex key>".
+// Source key of a row: for a single integer identity column 'i' + its value as 8 order-preserving bytes,
+// otherwise 16 bytes of SHA-256 over the encoded identity values; 16 random bytes when the table has no
+// identity columns. subkey = "<table id>/<hex key>".
 std::string source_key_of(const RelationInfo& rel, const wire::Tuple& tuple, const std::vector<std::string>& key_columns);
 std::string subkey_of(int32_t table_id, const std::string& source_key);
 

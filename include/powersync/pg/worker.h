@@ -5,6 +5,7 @@
 extern "C" {
 #include "postgres.h"
 #include "postmaster/bgworker.h"
+#include "replication/origin.h"
 }
 
 namespace powersync::pg {
@@ -21,5 +22,9 @@ void install_drop_database_hook();
 
 // True when the library was loaded through shared_preload_libraries (set by _PG_init).
 extern bool library_preloaded;
+
+// The replication origin stamped on the replication worker's own transactions (InvalidRepOriginId in
+// every other process); the output plugin drops changes of this origin while decoding.
+extern RepOriginId worker_origin;
 
 }  // namespace powersync::pg
