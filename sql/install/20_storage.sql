@@ -174,12 +174,15 @@ CREATE TABLE powersync.replication_state (
   worker_pid     integer,
   status         text NOT NULL DEFAULT 'starting',
   last_error     text,
-  last_error_at  timestamptz
+  last_error_at  timestamptz,
+  unresolved_toast bigint NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE powersync.replication_state IS
   'The replication worker of this database (one row). replicated_lsn: every change committed before it is '
   'applied (written with every round that produced ops or saw a powersync message; idle rounds only '
-  'advance the slot). status: starting | running | error (see last_error).';
+  'advance the slot). status: starting | running | error (see last_error). unresolved_toast: updates whose '
+  'unchanged TOAST columns had no stored image and could not be read again from the table (synced as NULL; '
+  'each one is logged as a warning with table and row).';
 INSERT INTO powersync.replication_state (slot_name) VALUES ('powersync_' || (SELECT oid FROM pg_database WHERE datname = current_database()));
 
 CREATE TABLE powersync.write_checkpoints (

@@ -19,22 +19,29 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Checksum and op count of each bucket at the checkpoint: one backward index probe per bucket on
--- bucket_data's primary key (the running totals of the newest op <= C). Buckets without ops give 0/0.
+-- bucket_data's primary key (the running totals of the newest op <= C), and one forward probe for the
+-- bucket's first stored op: a CLEAR deletes the ops before it and keeps the running totals, so the ops
+-- stored up to C are cum_count(newest <= C) - cum_count(first) + 1 (spec §2.3: count = ops a client
+-- downloads). Buckets without ops give 0/0.
 CREATE FUNCTION powersync.bucket_checksums(buckets text[], at_checkpoint bigint DEFAULT NULL)
 RETURNS TABLE(bucket text, checksum bigint, count bigint)
 LANGUAGE sql STABLE AS $$
-  SELECT b.name, coalesce(d.cum_checksum, 0), coalesce(d.cum_count, 0)
+  SELECT b.name, coalesce(d.cum_checksum, 0), coalesce(d.cum_count - f.cum_count + 1, 0)
     FROM unnest(buckets) WITH ORDINALITY AS b(name, ord)
     LEFT JOIN LATERAL (
       SELECT x.cum_checksum, x.cum_count FROM powersync.bucket_data x
        WHERE x.bucket = b.name AND x.op_id <= powersync._at(at_checkpoint)
        ORDER BY x.op_id DESC LIMIT 1) d ON true
+    LEFT JOIN LATERAL (
+      SELECT y.cum_count FROM powersync.bucket_data y
+       WHERE y.bucket = b.name ORDER BY y.op_id LIMIT 1) f ON d.cum_count IS NOT NULL
    WHERE b.name IS NOT NULL
    ORDER BY b.ord
 $$;
 COMMENT ON FUNCTION powersync.bucket_checksums(text[], bigint) IS
   'Per bucket: checksum (unsigned 32-bit wrapping sum of the op checksums with op_id <= at_checkpoint) and '
-  'count (ops written up to then; compaction does not lower it). Buckets with no ops: 0, 0. Output in input order.';
+  'count (number of ops stored with op_id <= at_checkpoint, i.e. what a client downloads; compaction lowers it '
+  'when a CLEAR replaces a prefix). Buckets with no ops: 0, 0. Output in input order.';
 
 -- Ops of one bucket with after < op_id <= C, ascending, at most max_ops (NULL: all). A plain SQL
 -- function so that the planner inlines it into the caller's query: a range scan of bucket_data's
@@ -200,7 +207,8 @@ CREATE FUNCTION powersync.status()
 RETURNS TABLE(version bigint, state text, snapshot_done boolean, tables_total int, tables_snapshotted int,
               rows_snapshotted bigint, snapshot_percent numeric, last_checkpoint bigint, last_checkpoint_lsn pg_lsn,
               replicated_lsn pg_lsn, lag_bytes numeric, slot_name text, slot_wal_status text, slot_confirmed_lsn pg_lsn,
-              worker_status text, worker_pid int, last_error text, last_error_at timestamptz)
+              worker_status text, worker_pid int, last_error text, last_error_at timestamptz,
+              unresolved_toast bigint)
 LANGUAGE sql STABLE AS $$
   SELECT s.id, s.state, s.snapshot_done,
          count(p.source_table_id)::int, (count(p.source_table_id) FILTER (WHERE p.snapshot_done))::int,
@@ -209,21 +217,22 @@ LANGUAGE sql STABLE AS $$
          s.last_checkpoint, s.last_checkpoint_lsn,
          r.replicated_lsn, pg_wal_lsn_diff(pg_current_wal_lsn(), greatest(r.replicated_lsn, slot.confirmed_flush_lsn)),
          r.slot_name, coalesce(slot.wal_status, 'missing'), slot.confirmed_flush_lsn,
-         r.status, r.worker_pid, r.last_error, r.last_error_at
+         r.status, r.worker_pid, r.last_error, r.last_error_at, r.unresolved_toast
     FROM powersync.replication_state r
     LEFT JOIN powersync.sync_rules s
            ON s.state <> 'STOP' OR s.id = (SELECT max(id) FROM powersync.sync_rules)
     LEFT JOIN powersync.snapshot_progress p ON p.version = s.id
     LEFT JOIN pg_replication_slots slot ON slot.slot_name = r.slot_name
    GROUP BY s.id, r.replicated_lsn, r.slot_name, slot.wal_status, slot.confirmed_flush_lsn, r.status,
-            r.worker_pid, r.last_error, r.last_error_at
+            r.worker_pid, r.last_error, r.last_error_at, r.unresolved_toast
    ORDER BY s.id
 $$;
 COMMENT ON FUNCTION powersync.status() IS
   'Replication status per live sync rules version: state, snapshot progress (tables, rows, percent; per table in '
   'powersync.snapshot_progress), newest checkpoint, replicated LSN and lag in bytes behind pg_current_wal_lsn() '
   '(from the replicated LSN or the slot position, whichever is further: idle rounds only move the slot), '
-  'the slot and its wal_status (missing when the slot does not exist), worker status/pid and last error.';
+  'the slot and its wal_status (missing when the slot does not exist), worker status/pid and last error, and '
+  'the number of updates whose unchanged TOAST columns could not be completed (synced as NULL, logged).';
 -- The request's buckets at the checkpoint (rules evaluation in C++, lookups "as of" C).
 CREATE FUNCTION powersync._request_buckets(token_claims text, client_parameters text, at_checkpoint bigint)
 RETURNS TABLE(bucket text, priority int)

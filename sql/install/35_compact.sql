@@ -1,6 +1,7 @@
 -- Bucket compaction (spec §2.5): superseded PUT/REMOVE ops become MOVE, and a leading run of
 -- non-PUT ops collapses into one CLEAR. Checksums (op checksums summed, and the running totals
 -- cum_checksum/cum_count of every surviving op) are unchanged, so clients stay valid mid-download.
+-- Also compacts the parameter lookup index.
 
 -- How far each bucket was compacted: a bucket whose newest op is not beyond this is skipped.
 CREATE TABLE powersync.compaction_state (
@@ -57,25 +58,77 @@ BEGIN
   RETURN run.ops - 1;
 END $$;
 
-CREATE FUNCTION powersync.compact()
-RETURNS TABLE(buckets_compacted bigint, ops_moved bigint, ops_cleared bigint)
+-- Parameter lookup index (spec §4.8): a lookup row is superseded by a newer row of the same (lookup,
+-- source row); readers at a checkpoint C >= horizon only ever see the newest row <= C. So every
+-- superseded row <= horizon goes, and so does a tombstone that is the newest row <= horizon (nothing
+-- older is left for it to hide). Only (lookup, source row) pairs written since the previous horizon
+-- can have anything to delete, so each run looks at those alone.
+CREATE TABLE powersync.parameter_compaction (
+  sync_rules_id bigint PRIMARY KEY,
+  compacted_to  bigint NOT NULL
+);
+COMMENT ON TABLE powersync.parameter_compaction IS
+  'Written only by powersync.compact(): per version the horizon up to which its parameter lookup rows were '
+  'compacted. request_buckets() at a checkpoint older than it may see lookups of a later state.';
+
+CREATE FUNCTION powersync._compact_parameters(version bigint, horizon bigint) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  previous bigint := coalesce((SELECT p.compacted_to FROM powersync.parameter_compaction p
+                                WHERE p.sync_rules_id = version), 0);
+  removed bigint;
+BEGIN
+  IF horizon IS NULL OR horizon <= previous THEN
+    RETURN 0;
+  END IF;
+  WITH touched AS (
+    SELECT DISTINCT p.lookup, p.source_table_id, p.source_key FROM powersync.bucket_parameters p
+     WHERE p.id > previous AND p.id <= horizon AND p.sync_rules_id = version),
+  ranked AS (
+    SELECT p.id, p.bucket_parameters,
+           row_number() OVER (PARTITION BY p.lookup, p.source_table_id, p.source_key ORDER BY p.id DESC) AS age
+      FROM touched t JOIN powersync.bucket_parameters p
+        ON p.sync_rules_id = version AND p.lookup = t.lookup AND p.source_table_id = t.source_table_id
+       AND p.source_key = t.source_key AND p.id <= horizon),
+  gone AS (
+    DELETE FROM powersync.bucket_parameters p USING ranked r
+     WHERE p.id = r.id AND (r.age > 1 OR r.bucket_parameters = '[]')
+    RETURNING 1)
+  SELECT count(*) INTO removed FROM gone;
+  INSERT INTO powersync.parameter_compaction AS c (sync_rules_id, compacted_to) VALUES (version, horizon)
+  ON CONFLICT (sync_rules_id) DO UPDATE SET compacted_to = excluded.compacted_to;
+  DELETE FROM powersync.parameter_compaction c
+   WHERE NOT EXISTS (SELECT 1 FROM powersync.sync_rules s WHERE s.id = c.sync_rules_id AND s.state <> 'STOP');
+  RETURN removed;
+END $$;
+
+CREATE FUNCTION powersync.compact(parameter_retention interval DEFAULT '5 minutes')
+RETURNS TABLE(buckets_compacted bigint, ops_moved bigint, ops_cleared bigint, lookups_removed bigint)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
   version bigint;
   bound bigint;
+  horizon bigint;
   todo text[];
   b text;
 BEGIN
-  -- One compaction at a time; the worker only appends ops above the checkpoint we read, so it
-  -- never waits for us (bucket_state is not touched: totals do not change).
+  -- One compaction at a time. Lock order: this advisory lock first, then bucket rows. The worker only
+  -- appends ops above the checkpoint we read (bucket_state is not touched: totals do not change), and
+  -- before it deletes a version's data (activation, drops) it takes the same lock, activation only
+  -- with a try-lock (it activates a round later instead of waiting), so the two never deadlock.
   PERFORM pg_advisory_xact_lock(hashtext('powersync.compact'));
   SELECT s.id, s.last_checkpoint INTO version, bound
     FROM powersync.sync_rules s WHERE s.state = 'ACTIVE' AND s.last_checkpoint IS NOT NULL;
-  buckets_compacted := 0; ops_moved := 0; ops_cleared := 0;
+  buckets_compacted := 0; ops_moved := 0; ops_cleared := 0; lookups_removed := 0;
   IF version IS NULL THEN
     RETURN NEXT;
     RETURN;
   END IF;
+  -- Lookups: only below the checkpoint that was current parameter_retention ago, the oldest one a
+  -- reader (a sync stream that fetched the checkpoint then) may still ask request_buckets() about.
+  SELECT max(c.op_id) INTO horizon FROM powersync.checkpoints c
+   WHERE c.sync_rules_id = version AND c.op_id <= bound AND c.created_at <= now() - parameter_retention;
+  lookups_removed := powersync._compact_parameters(version, horizon);
   DELETE FROM powersync.compaction_state c
    WHERE NOT EXISTS (SELECT 1 FROM powersync.bucket_state s WHERE s.bucket = c.bucket);
   SELECT array_agg(s.bucket ORDER BY s.bucket) INTO todo
@@ -95,7 +148,9 @@ BEGIN
   ON CONFLICT (bucket) DO UPDATE SET compacted_to = excluded.compacted_to;
   RETURN NEXT;
 END $$;
-COMMENT ON FUNCTION powersync.compact() IS
+COMMENT ON FUNCTION powersync.compact(interval) IS
   'Compacts the buckets of the active version up to its current checkpoint (spec §2.5): MOVE pass then CLEAR '
-  'pass; bucket checksums and the reduced state are preserved. Safe to run while the worker replicates; '
-  'buckets with no new ops since the last run are skipped.';
+  'pass; bucket checksums and the reduced state are preserved, counts drop by the ops a CLEAR replaced. Also '
+  'deletes parameter lookup rows superseded (and tombstones) at the checkpoint that was current '
+  'parameter_retention ago; request_buckets() at older checkpoints may then see a later state. Safe to run '
+  'while the worker replicates; buckets with no new ops since the last run are skipped.';

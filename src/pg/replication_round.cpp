@@ -17,6 +17,7 @@ extern "C" {
 
 #include <algorithm>
 
+#include "powersync/pg/peek_cursor.h"
 #include "powersync/pg/replication.h"
 #include "powersync/pg/spi.h"
 #include "powersync/pg/transaction.h"
@@ -107,23 +108,15 @@ bool Replicator::round() {
     xact.commit();
     return activated || wrote;
   }
-  static spi::Statement peek(
-      "SELECT data FROM pg_logical_slot_peek_binary_changes($1::name, $2, $3, 'tables', $4)",
-      {TEXTOID, LSNOID, INT4OID, TEXTOID});
   int64_t ops_before = batch_.ops_written();
-  Datum args[4] = {spi::text_datum(slot_),
-                   LSNGetDatum(upto), Int32GetDatum(kPeekLimit), spi::text_datum(table_patterns())};
-  uint64_t n = quietly([&] { return peek.run(args); });
-  // Copy the output out of SPI first: applying changes runs more SPI statements.
-  std::vector<std::string> messages;
-  messages.reserve(n);
-  for (uint64_t i = 0; i < n; ++i) messages.push_back(spi::bytes(i, 0).value_or(""));
-  spi::release();
+  // Read in slices, so a huge transaction never sits in memory whole; it still commits as one round.
+  PeekCursor messages(slot_, upto, kPeekLimit, table_patterns());
 
   bool skip = false, saw_ping = false;
   Lsn last_commit_end = 0, commit_lsn = 0;
   std::vector<RowChange> pending;
-  for (std::string& m : messages) {
+  std::string m;
+  while (messages.next(m)) {
     wire::Reader r(m);
     char kind = static_cast<char>(r.u8());
     switch (kind) {
@@ -177,9 +170,10 @@ bool Replicator::round() {
     m.clear();
     m.shrink_to_fit();
   }
+  messages.close();
   apply_pending(pending);
   batch_.flush();
-  Lsn new_lsn = static_cast<int64_t>(n) >= kPeekLimit && last_commit_end ? last_commit_end : upto;
+  Lsn new_lsn = static_cast<int64_t>(messages.count()) >= kPeekLimit && last_commit_end ? last_commit_end : upto;
   new_lsn = std::max(new_lsn, applied_lsn_);  // a limited peek may end inside transactions applied before
   check_dropped_tables();
   bool activated = maybe_activate(new_lsn);

@@ -232,9 +232,8 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
   CurrentRow& a = keyed && !k.after_is_new ? batch_.row(t.id, *k.after) : batch_.fresh_row(t.id, *k.after);
   if (c.from_snapshot && a.exists) return;  // the stream already wrote a newer version of this row
   if (has_unchanged(k.merged) && a.row_image) fill_from_image(rel, k.merged, *a.row_image);
-  if (has_unchanged(k.merged))
-    log_warning("powersync: unchanged TOAST value of " + rel.schema + "." + rel.name +
-                " has no stored row image; the column is synced as NULL");
+  if (has_unchanged(k.merged) && !reread_unchanged(t, rel, *k.after, k.merged))
+    report_unresolved_toast(rel, subkey_of(t.id, *k.after));
   rules::Row row = to_row(rel, k.merged);
   rules::SourceTable st{rel.schema, rel.name};
   std::string subkey = subkey_of(t.id, *k.after);

@@ -7,6 +7,8 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include <tuple>
+
 #include "powersync/pg/replication.h"
 #include "powersync/pg/spi.h"
 #include "powersync/pg/worker_log.h"
@@ -71,6 +73,9 @@ bool rules_read(const RuleVersion& v, const std::string& schema, const std::stri
   rules::SourceTable st{schema, name};
   return v.rules->is_data_table(st) || v.rules->is_parameter_table(st);
 }
+
+// No replica identity to match copied rows with streamed ones (NOTHING, or DEFAULT without a primary key).
+bool keyless(const RelationInfo& rel) { return rel.identity != 'f' && rel.key_columns().empty(); }
 
 bool same_identity(const SourceTable& t, const RelationInfo& rel) {
   if (t.identity != rel.identity) return false;
@@ -228,8 +233,37 @@ SourceTable* Replicator::source_table_for(RuleVersion& v, const RelationInfo& re
     return &register_table(v, rel, false);
   }
   if (!rules_read(v, rel.schema, rel.name)) return nullptr;
-  // Created after the deploy: all its rows arrive through the stream.
-  return &register_table(v, rel, true);
+  // Appeared after the deploy. Created then filled, its rows all stream; but a table renamed or moved
+  // (SET SCHEMA) into a name the rules read brings rows that never streamed under that name, so it is
+  // copied too (only it, in the background; the copy skips rows the stream already wrote). A table
+  // without row identity cannot tell copied rows from streamed ones: it is only streamed.
+  return &register_table(v, rel, keyless(rel));
+}
+
+// Tables the rules read that exist but are not registered: renamed or moved into a name the rules read,
+// or created (CREATE TABLE AS, SELECT INTO included) and not written since. A rename alone produces no
+// change in the stream, so they are found here, in the catalog, with the drop check.
+void Replicator::check_new_tables() {
+  spi::exec(
+      "SELECT c.oid, n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'powersync') "
+      "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' ORDER BY c.oid");
+  std::vector<std::tuple<uint32_t, std::string, std::string>> tables;
+  for (uint64_t i = 0; i < SPI_processed; ++i)
+    tables.emplace_back(static_cast<uint32_t>(spi::int64_at(i, 0)), spi::text(i, 1).value_or(""),
+                        spi::text(i, 2).value_or(""));
+  spi::release();
+  for (auto& [id, v] : versions_) {
+    if (v.state == "PROCESSING" && !v.snapshot_done && v.tables.empty()) continue;  // not listed yet
+    for (const auto& [relid, schema, name] : tables) {
+      if (v.tables.count(relid) || !rules_read(v, schema, name)) continue;
+      RelationInfo rel = catalog_relation(relid);
+      if (rel.name.empty() || keyless(rel)) continue;  // keyless: see source_table_for
+      log_info("powersync: table " + rel.schema + "." + rel.name + " appeared; sync rules version " +
+               std::to_string(v.id) + " copies it");
+      register_table(v, rel, false);
+    }
+  }
 }
 
 void Replicator::retire_table(RuleVersion& v, uint32_t relid) {
@@ -263,10 +297,18 @@ void Replicator::check_dropped_tables() {
       else if (v.tables.count(relid)) source_table_for(v, rel);  // renamed: re-register or retire
     }
   }
+  check_new_tables();
+}
+
+// Lock order with powersync.compact(): its advisory lock before any bucket row. compact() holds it while
+// it rewrites ops of the active version; deleting that version's rows without it could deadlock.
+namespace {
+const char* kCompactLock = "hashtext('powersync.compact')";
 }
 
 void Replicator::drop_version_data(int64_t version) {
   std::string id = std::to_string(version);
+  spi::exec(std::string("SELECT pg_advisory_xact_lock(") + kCompactLock + ")");
   spi::exec("DELETE FROM powersync.bucket_data WHERE sync_rules_id = " + id);
   spi::exec("DELETE FROM powersync.bucket_state WHERE sync_rules_id = " + id);
   spi::exec("DELETE FROM powersync.bucket_parameters WHERE sync_rules_id = " + id);
@@ -281,6 +323,11 @@ void Replicator::drop_version_data(int64_t version) {
 bool Replicator::maybe_activate(Lsn lsn) {
   for (auto& [id, v] : versions_) {
     if (v.state != "PROCESSING" || !v.snapshot_done || lsn < v.snapshot_lsn) continue;
+    // A compaction running now holds rows of the active version: activate a round later instead of waiting.
+    spi::exec(std::string("SELECT pg_try_advisory_xact_lock(") + kCompactLock + ")");
+    bool locked = spi::bool_at(0, 0);
+    spi::release();
+    if (!locked) return false;
     for (auto it = versions_.begin(); it != versions_.end();) {
       if (it->second.state != "ACTIVE") { ++it; continue; }
       spi::exec("UPDATE powersync.sync_rules SET state = 'STOP', stopped_at = now() WHERE id = " + std::to_string(it->first));

@@ -8,6 +8,7 @@ extern "C" {
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/pg_lsn.h"
 }
 
@@ -15,6 +16,7 @@ extern "C" {
 #include "powersync/pg/spi.h"
 #include "powersync/pg/transaction.h"
 #include "powersync/pg/value_mapping.h"
+#include "powersync/pg/worker_log.h"
 
 namespace powersync::pg {
 namespace {
@@ -27,15 +29,8 @@ std::string quoted(const std::string& ident) {
   return std::string(q);
 }
 
-// Reads heap blocks [first, end) and returns the rows encoded as change_format tuples, back to back.
-std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t end) {
-  std::string sql = "SELECT ";
-  for (size_t i = 0; i < rel.columns.size(); ++i) sql += (i ? ", " : "") + quoted(rel.columns[i]);
-  if (rel.columns.empty()) sql += "1";
-  sql += " FROM ONLY " + quoted(rel.schema) + "." + quoted(rel.name) + " WHERE ctid >= '(" + std::to_string(first) +
-         ",0)'::tid AND ctid < '(" + std::to_string(end) + ",0)'::tid";
-  spi::exec(sql);
-  int ncols = static_cast<int>(rel.columns.size());
+// Encodes the rows of the current SPI result as change_format tuples, back to back.
+std::string encode_spi_rows(int ncols) {
   StringInfo buf = pg_call([&] {
     StringInfo out = makeStringInfo();
     for (uint64 r = 0; r < SPI_processed; ++r) {
@@ -56,6 +51,30 @@ std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t end) {
   pfree(buf);
   spi::release();
   return rows;
+}
+
+std::string select_list(const RelationInfo& rel) {
+  std::string sql;
+  for (size_t i = 0; i < rel.columns.size(); ++i) sql += (i ? ", " : "") + quoted(rel.columns[i]);
+  return rel.columns.empty() ? std::string("1") : sql;
+}
+
+// Reads heap blocks [first, end) and returns the rows encoded as change_format tuples, back to back.
+std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t end) {
+  std::string sql = "SELECT " + select_list(rel) + " FROM ONLY " + quoted(rel.schema) + "." + quoted(rel.name) +
+                    " WHERE ctid >= '(" + std::to_string(first) + ",0)'::tid AND ctid < '(" + std::to_string(end) +
+                    ",0)'::tid";
+  spi::exec(sql);
+  return encode_spi_rows(static_cast<int>(rel.columns.size()));
+}
+
+// Key column types whose sync value's text form casts back to the column type exactly.
+bool text_round_trips(uint32_t type) {
+  switch (type) {
+    case INT2OID: case INT4OID: case INT8OID: case TEXTOID: case VARCHAROID: case BPCHAROID: case NAMEOID:
+    case UUIDOID: case NUMERICOID: return true;
+    default: return false;
+  }
 }
 
 int64_t relation_blocks(uint32_t relid) {
@@ -144,6 +163,71 @@ bool Replicator::snapshot_step() {
   }
   xact.commit();
   return true;
+}
+
+// An update whose unchanged-TOAST columns have no stored image to come from (the row is not in
+// current_data, e.g. its copy has not reached it yet): read those columns from the table as it is now.
+// Later changes of the row are still ahead in the stream, so the row converges as a copied row does.
+// Only by a key whose values cast back exactly, and only while the table still has those columns.
+bool reread_unchanged(const SourceTable& t, const RelationInfo& rel, const std::string& source_key, wire::Tuple& merged) {
+  if (t.identity_columns.empty()) return false;
+  const RelationInfo now = catalog_relation(rel.relid);
+  if (now.name.empty()) return false;
+  std::string where;
+  std::vector<std::string> params;
+  for (const auto& key : t.identity_columns) {
+    size_t i = 0, j = 0;
+    while (i < rel.columns.size() && rel.columns[i] != key) ++i;
+    while (j < now.columns.size() && now.columns[j] != key) ++j;
+    if (i == rel.columns.size() || j == now.columns.size() || i >= merged.values.size() || merged.unchanged[i] ||
+        rel.types[i] != now.types[j] || !text_round_trips(rel.types[i]))
+      return false;
+    const rules::Value& v = merged.values[i];
+    if (v.is_integer()) params.push_back(std::to_string(v.as_integer()));
+    else if (v.is_text()) params.push_back(v.as_text());
+    else return false;
+    where += std::string(params.size() > 1 ? " AND " : "") + quoted(key) + " = $" + std::to_string(params.size()) +
+             "::text::" + std::string(pg_call([&] { return format_type_be(rel.types[i]); }));
+  }
+  for (size_t i = 0; i < rel.columns.size(); ++i) {
+    size_t j = 0;
+    while (j < now.columns.size() && now.columns[j] != rel.columns[i]) ++j;
+    if (j == now.columns.size() || now.types[j] != rel.types[i]) return false;  // column dropped or retyped since
+  }
+  std::string sql = "SELECT " + select_list(rel) + " FROM ONLY " + quoted(now.schema) + "." + quoted(now.name) +
+                    " WHERE " + where;
+  std::vector<Oid> types(params.size(), TEXTOID);
+  std::vector<Datum> values;
+  for (const auto& p : params) values.push_back(spi::text_datum(p));
+  uint64_t n = pg_call([&] {
+    int rc = SPI_execute_with_args(sql.c_str(), static_cast<int>(values.size()), types.data(), values.data(), nullptr,
+                                   true, 2);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "re-reading a row of %s failed: %s", now.name.c_str(), SPI_result_code_string(rc));
+    return SPI_processed;
+  });
+  if (n != 1) {
+    spi::release();
+    return false;  // deleted (or its key changed) since: the stream brings that change later
+  }
+  std::string encoded = encode_spi_rows(static_cast<int>(rel.columns.size()));
+  wire::Reader reader(encoded);
+  wire::Tuple current = wire::read_tuple(reader);
+  if (source_key_of(rel, current, t.identity_columns) != source_key) return false;
+  for (size_t i = 0; i < merged.values.size() && i < current.values.size(); ++i)
+    if (merged.unchanged[i]) {
+      merged.values[i] = current.values[i];
+      merged.unchanged[i] = false;
+    }
+  return true;
+}
+
+// Unchanged-TOAST columns that could not be completed are synced as NULL: say which row, and count it
+// in powersync.replication_state (status() shows it) in the round's transaction.
+void report_unresolved_toast(const RelationInfo& rel, const std::string& subkey) {
+  log_warning("powersync: unchanged TOAST value of " + rel.schema + "." + rel.name + " row " + subkey +
+              " has no stored row image and the row could not be read again; the column is synced as NULL "
+              "until the row changes");
+  spi::exec("UPDATE powersync.replication_state SET unresolved_toast = unresolved_toast + 1");
 }
 
 }  // namespace powersync::pg

@@ -64,13 +64,19 @@ uint64_t Statement::run(const Datum* values, const char* nulls) {
     if (plan_ == nullptr) check(SPI_result, sql_);
   }
   SPIPlanPtr plan = plan_;
+  MemoryContext caller = CurrentMemoryContext;
   int rc = pg_call([&] { return SPI_execute_plan(plan, const_cast<Datum*>(values), nulls, false, 0); });
+  // SPI returns in its procedure context, which lives until SPI_finish: back to the caller's (a flush
+  // context, say) so that what is read from the result is freed with it, not kept for the whole round.
+  MemoryContextSwitchTo(caller);
   check(rc, sql_);
   return SPI_processed;
 }
 
 uint64_t exec(const char* sql) {
+  MemoryContext caller = CurrentMemoryContext;
   int rc = pg_call([&] { return SPI_execute(sql, false, 0); });
+  MemoryContextSwitchTo(caller);
   check(rc, sql);
   return SPI_processed;
 }

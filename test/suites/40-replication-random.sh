@@ -39,16 +39,16 @@ for round in $(seq 1 "$ROUNDS"); do
   repl_check "round $round"
 
   before=$(psql_q -tAc "SELECT pscheck.fingerprint()")
-  summary=$(psql_q -tA -F ' ' -c "SELECT * FROM powersync.compact()")
+  summary=$(psql_q -tA -F ' ' -c "SELECT * FROM powersync.compact('0 s')")
   after=$(psql_q -tAc "SELECT pscheck.fingerprint()")
-  check "round $round: compact() ($summary: buckets, moved, cleared) keeps reduced state and checksums" [ "$before" = "$after" ]
+  check "round $round: compact() ($summary: buckets, moved, cleared, lookups removed) keeps reduced state and checksums" [ "$before" = "$after" ]
   repl_check "round $round after compact" true
 done
 
 # Compaction racing the worker: compact while a session writes, then everything must still hold.
 repl_workload $((SEED + 100)) "$N" 1 &
 w1=$!
-for _ in 1 2 3; do psql_q -tAc "SELECT * FROM powersync.compact()" >/dev/null || fail "compact during writes"; sleep 0.3; done
+for _ in 1 2 3; do psql_q -tAc "SELECT * FROM powersync.compact('0 s')" >/dev/null || fail "compact during writes"; sleep 0.3; done
 wait "$w1"
 psql_q -tAc "SELECT powersync.wait_for_checkpoint('120s')" >/dev/null || fail "no checkpoint after concurrent compaction"
 repl_check "concurrent compaction" true
@@ -77,6 +77,21 @@ repl_wait_active 180 || fail "re-snapshot under writes: not active"
 wait "$w1"
 psql_q -tAc "SELECT powersync.wait_for_checkpoint('120s')" >/dev/null || fail "no checkpoint after the re-snapshot"
 repl_check "re-snapshot under writes"
+
+# Every new checkpoint is announced with NOTIFY powersync_checkpoint from the transaction that wrote
+# it: the payload names a checkpoint that exists (psql prints notifications after each command).
+notes=$(psql -X -q -tA <<'SQL'
+LISTEN powersync_checkpoint;
+UPDATE items SET v = v + 1 WHERE id IN (SELECT id FROM items LIMIT 3);
+SELECT powersync.wait_for_checkpoint('60s') > 0;
+SELECT 'done';
+SQL
+)
+payload=$(grep -o 'payload "{[^}]*}"' <<<"$notes" | tail -1 | sed 's/^payload "//; s/"$//')
+check "NOTIFY powersync_checkpoint announces a stored checkpoint of the active version ($payload)" \
+  [ "$(psql_q -tAc "SELECT count(*) FROM powersync.checkpoints c WHERE c.sync_rules_id = pscheck.version()
+        AND c.op_id = ('$payload'::json ->> 'op_id')::bigint AND c.lsn >= ('$payload'::json ->> 'lsn')::pg_lsn
+        AND c.sync_rules_id = ('$payload'::json ->> 'sync_rules')::bigint" 2>/dev/null)" = 1 ]
 
 # Negative controls: the check must notice a lost op and a replayed op (then the state is broken,
 # so this comes last).

@@ -78,7 +78,7 @@ for kind in worker postmaster; do
     w2=$!
     # Every other trial also compacts while the writes run, so crashes hit compactions too.
     if [ $((trial % 2)) = 0 ]; then
-      (sleep 0.2; for _ in 1 2 3 4 5; do psql -X -q -tAc "SELECT * FROM powersync.compact()" >/dev/null 2>&1; sleep 0.2; done) &
+      (sleep 0.2; for _ in 1 2 3 4 5; do psql -X -q -tAc "SELECT * FROM powersync.compact('0 s')" >/dev/null 2>&1; sleep 0.2; done) &
       compactor=$!
     else
       compactor=""

@@ -143,7 +143,8 @@ class Replicator {
   SourceTable* source_table_for(RuleVersion& v, const RelationInfo& rel);
   SourceTable& register_table(RuleVersion& v, const RelationInfo& rel, bool snapshot_done);
   void retire_table(RuleVersion& v, uint32_t relid);
-  void check_dropped_tables();
+  void check_dropped_tables();  // also registers tables that appeared (check_new_tables)
+  void check_new_tables();
   void drop_version_data(int64_t version);
   bool maybe_activate(Lsn lsn);
   std::string table_patterns() const;
@@ -180,5 +181,10 @@ std::string subkey_of(int32_t table_id, const std::string& source_key);
 
 // The table as the output plugin would describe it, read from the catalog. Empty name if it is gone.
 RelationInfo catalog_relation(uint32_t relid);
+
+// snapshot.cpp: an update's unchanged-TOAST columns without a stored image, read from the table as it is
+// now (false if the row cannot be read again safely); and the warning + count when that fails too.
+bool reread_unchanged(const SourceTable& t, const RelationInfo& rel, const std::string& source_key, wire::Tuple& merged);
+void report_unresolved_toast(const RelationInfo& rel, const std::string& subkey);
 
 }  // namespace powersync::pg
