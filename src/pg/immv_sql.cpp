@@ -8,8 +8,8 @@
 // inserted. That is correct whatever else the statement or transaction changed before. An UPDATE
 // that keeps the table's structural columns instead propagates its value columns (propagate_sql).
 // Concurrency (no view-wide lock): row share locks on lower-ranked partner rows, advisory locks on
-// join values of new rows (not covered by a foreign key) and on LEFT JOIN anchors, taken by a
-// pre-lock statement before the snapshot; a statement whose row lock waited for a committed change,
+// join values of new and deleted rows (not covered by a foreign key), on rows two writers can meet
+// through, and on LEFT JOIN anchors, taken by a pre-lock statement before the snapshot; a statement whose row lock waited for a committed change,
 // or that wrote fewer rows than planned, reports itself stale and the trigger runs it again.
 #include <algorithm>
 #include <map>
@@ -258,7 +258,12 @@ std::string advisory_ctes(const Definition& def, const Occurrence& t, const Occu
   if (own) add("SELECT " + identity_key(r, "n") + " AS k FROM " + images + " n");
   std::vector<int> meeting;  // appearances whose reached rows get identity keys
   std::set<int> before{r.rtindex};
-  for (int rt : walk_joins(def, r, {}, images).joined) {
+  // New rows referenced through foreign keys only (a new customer) have no committed partners yet.
+  bool new_parent = event == "INSERT";
+  for (auto& e : def.edges)
+    for (int side = 0; side < 2; ++side)
+      if (e.rt[side] == r.rtindex) new_parent = new_parent && e.enforced && e.child_side == 1 - side;
+  for (int rt : new_parent ? std::vector<int>{} : walk_joins(def, r, {}, images).joined) {
     if (rt == r.rtindex) continue;
     bool meets = false;
     for (auto& e : def.edges)
@@ -409,8 +414,21 @@ std::string propagate_sql(const Definition& def, const Occurrence& t, const Occu
   std::string match = r.nullable ? "v." + r.stored_keys[0] + " = ROW(" + join(k, ", ", "n.") + ")::text"
                                  : equal_all_pairs(r.stored_keys, k, "v.", "n.");
   std::string sql = "WITH n AS MATERIALIZED (" + n + ")";
-  std::string gate, stale = "false", checks;
+  std::string gate, stale = "false", checks, returning;
   std::vector<const Occurrence*> lockable = lockable_occurrences(def, t, r);
+  // Without filters and LEFT JOINs a view row holding r's row exists exactly when its partners do:
+  // a concurrent writer can only build one from r's old values by re-keying an existing row (its
+  // partner moved: the row this statement planned to update is gone after the wait, so fewer rows
+  // are written than planned and it runs again) or by giving r's row a new partner (whose writer
+  // share-locks r's row when r ranks lower, else the advisory keys below queue them). Row locks on
+  // the partners are needed only where a filter or a LEFT JOIN can show a row that was not there.
+  bool open_view = def.reach_sql == def.source_sql;
+  for (auto& o : def.occurrences) open_view = open_view && !o.nullable;
+  if (open_view) {
+    returning = " RETURNING 1";
+    checks = "(SELECT count(*) FROM updated) <> (SELECT count(*) FROM ONLY " + immv + " v, n WHERE " + match + " AND (" + differs + "))";
+    lockable.clear();
+  }
   if (!lockable.empty()) {
     for (auto* o : lockable)
       if (o->nullable) return "!";
@@ -426,16 +444,21 @@ std::string propagate_sql(const Definition& def, const Occurrence& t, const Occu
   if (!advisory.empty()) {
     lock_sql = "WITH n AS MATERIALIZED (" + n + ")" + advisory + "\nSELECT (SELECT waited FROM adv) IS NOT NULL, ARRAY(SELECT k FROM advkeys)";
     sql += advisory;
-    checks += std::string(checks.empty() ? "" : " OR ") +
-              "(SELECT waited FROM adv) OR NOT (ARRAY(SELECT k FROM advkeys) <@ coalesce($1::int4[], '{}'))";
+    if (!open_view)
+      checks += std::string(checks.empty() ? "" : " OR ") +
+                "(SELECT waited FROM adv) OR NOT (ARRAY(SELECT k FROM advkeys) <@ coalesce($1::int4[], '{}'))";
+  }
+  std::string update = ",\n updated AS (UPDATE ONLY " + immv + " v SET " + set + " FROM n WHERE " + match + " AND (" + differs + ")";
+  if (open_view) {  // the check reads what the update wrote: no gate
+    if (!advisory.empty()) checks = "(SELECT waited FROM adv) OR NOT (ARRAY(SELECT k FROM advkeys) <@ coalesce($1::int4[], '{}')) OR " + checks;
+    return sql + update + returning + ")\nSELECT NULL, " + checks;
   }
   if (!checks.empty()) {
     sql += ",\n lockdone AS MATERIALIZED (SELECT " + checks + " AS stale)";
     gate = " AND (SELECT stale FROM lockdone) IS NOT NULL";
     stale = "(SELECT stale FROM lockdone)";
   }
-  return sql + ",\n updated AS (UPDATE ONLY " + immv + " v SET " + set + " FROM n WHERE " + match + " AND (" + differs + ")" + gate +
-         ")\nSELECT NULL, " + stale;
+  return sql + update + gate + ")\nSELECT NULL, " + stale;
 }
 
 // INSERT or DELETE of rows of r's table, r not on the nullable side of a LEFT JOIN: usually no view
