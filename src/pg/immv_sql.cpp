@@ -170,6 +170,13 @@ std::vector<const Occurrence*> lockable_occurrences(const Definition& def, const
   return lockable;
 }
 
+// No filters and no LEFT JOINs: a view row holding a row exists exactly when its join partners do.
+bool open_view(const Definition& def) {
+  for (auto& o : def.occurrences)
+    if (o.nullable) return false;
+  return def.reach_sql == def.source_sql;
+}
+
 std::string walk_alias(int rt) { return "__ps_a" + std::to_string(rt); }
 
 // r's rows (`start`, alias __ps_a<r>) LEFT JOINed outwards through the join equalities alone
@@ -275,7 +282,11 @@ std::string advisory_ctes(const Definition& def, const Occurrence& t, const Occu
         // (see lockable_occurrences): only r's new rows need the key then.
         bool far_locks_r = event != "INSERT" && (r.lock_rank < far.lock_rank || (r.lock_rank == far.lock_rank && r.relid < far.relid) ||
                                                  r.relid == far.relid);
-        meets = meets || !e.enforced || (!arrival && e.child_side == 1 - side && !far_locks_r);
+        // In an open view far's value-only UPDATEs lock nothing (propagate_sql): a writer building
+        // view rows from far's rows must then lock them itself, or take the key.
+        bool r_locks_far = far.lock_rank < r.lock_rank || (far.lock_rank == r.lock_rank && far.relid < r.relid) || far.relid == r.relid;
+        bool covered = far_locks_r && (!open_view(def) || event == "PROPAGATE" || r_locks_far);
+        meets = meets || !e.enforced || (!arrival && e.child_side == 1 - side && !covered);
       }
     before.insert(rt);
     if (meets) meeting.push_back(rt);
@@ -422,9 +433,7 @@ std::string propagate_sql(const Definition& def, const Occurrence& t, const Occu
   // are written than planned and it runs again) or by giving r's row a new partner (whose writer
   // share-locks r's row when r ranks lower, else the advisory keys below queue them). Row locks on
   // the partners are needed only where a filter or a LEFT JOIN can show a row that was not there.
-  bool open_view = def.reach_sql == def.source_sql;
-  for (auto& o : def.occurrences) open_view = open_view && !o.nullable;
-  if (open_view) {
+  if (open_view(def)) {
     returning = " RETURNING 1";
     checks = "(SELECT count(*) FROM updated) <> (SELECT count(*) FROM ONLY " + immv + " v, n WHERE " + match + " AND (" + differs + "))";
     lockable.clear();
@@ -444,12 +453,12 @@ std::string propagate_sql(const Definition& def, const Occurrence& t, const Occu
   if (!advisory.empty()) {
     lock_sql = "WITH n AS MATERIALIZED (" + n + ")" + advisory + "\nSELECT (SELECT waited FROM adv) IS NOT NULL, ARRAY(SELECT k FROM advkeys)";
     sql += advisory;
-    if (!open_view)
+    if (!open_view(def))
       checks += std::string(checks.empty() ? "" : " OR ") +
                 "(SELECT waited FROM adv) OR NOT (ARRAY(SELECT k FROM advkeys) <@ coalesce($1::int4[], '{}'))";
   }
   std::string update = ",\n updated AS (UPDATE ONLY " + immv + " v SET " + set + " FROM n WHERE " + match + " AND (" + differs + ")";
-  if (open_view) {  // the check reads what the update wrote: no gate
+  if (open_view(def)) {  // the check reads what the update wrote: no gate
     if (!advisory.empty()) checks = "(SELECT waited FROM adv) OR NOT (ARRAY(SELECT k FROM advkeys) <@ coalesce($1::int4[], '{}')) OR " + checks;
     return sql + update + returning + ")\nSELECT NULL, " + checks;
   }
