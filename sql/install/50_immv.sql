@@ -18,8 +18,10 @@
 -- a concurrent writer of its parent and re-reads after it committed (under REPEATABLE READ /
 -- SERIALIZABLE it gets a serialization failure instead). Rows that do not exist yet cannot be
 -- locked: join values of new rows (unless a foreign key covers that join) and LEFT JOIN anchors are
--- advisory-locked before the statement's snapshot is taken (lock_sql). Without foreign keys, two
--- transactions inserting rows that only meet through a third row can still miss each other.
+-- advisory-locked before the statement's snapshot is taken (lock_sql), and so is the identity of a
+-- committed row through which two writers' rows can meet (A-B-C without foreign keys; two children
+-- of one parent). A value-only UPDATE of a view without filters or LEFT JOINs locks no partner: it
+-- re-runs when it wrote fewer view rows than it planned (a concurrent writer re-keyed them).
 
 CREATE TABLE powersync.immv_catalog (
   immv        regclass PRIMARY KEY,          -- the view's table

@@ -598,6 +598,7 @@ void mark_enforced_edges(Definition& def, const std::string& oids) {
             e.column[other] != pk)
           continue;
         e.enforced = true;
+        e.child_side = side;
         def.relied_constraints.push_back(con);
       }
     }

@@ -8,9 +8,10 @@
 // inserted. That is correct whatever else the statement or transaction changed before. An UPDATE
 // that keeps the table's structural columns instead propagates its value columns (propagate_sql).
 // Concurrency (no view-wide lock): row share locks on lower-ranked partner rows, advisory locks on
-// join values of new rows (not covered by a foreign key) and on LEFT JOIN anchors, taken by a
-// pre-lock statement before the snapshot; a statement whose row lock waited for a committed change,
+// join values of new and deleted rows (not covered by a foreign key), on rows two writers can meet
+// through, and on LEFT JOIN anchors, taken by a pre-lock statement before the snapshot; a statement whose row lock waited for a committed change,
 // or that wrote fewer rows than planned, reports itself stale and the trigger runs it again.
+#include <algorithm>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -169,34 +170,148 @@ std::vector<const Occurrence*> lockable_occurrences(const Definition& def, const
   return lockable;
 }
 
+// No filters and no LEFT JOINs: a view row holding a row exists exactly when its join partners do.
+bool open_view(const Definition& def) {
+  for (auto& o : def.occurrences)
+    if (o.nullable) return false;
+  return def.reach_sql == def.source_sql;
+}
+
+std::string walk_alias(int rt) { return "__ps_a" + std::to_string(rt); }
+
+// r's rows (`start`, alias __ps_a<r>) LEFT JOINed outwards through the join equalities alone
+// (filters ignored), breadth first, to the appearances in `needed` (all when empty) and those on
+// the way to them. Each appearance is joined on all its edges to the ones joined before it.
+struct Walk {
+  std::string from;
+  std::vector<int> joined;  // rtindexes in join order, r first
+};
+Walk walk_joins(const Definition& def, const Occurrence& r, std::set<int> needed, const std::string& start) {
+  std::vector<int> order{r.rtindex};
+  std::map<int, int> via;  // rtindex -> the joined appearance it was reached from
+  for (size_t i = 0; i < order.size(); ++i)
+    for (auto& e : def.edges)
+      for (int side = 0; side < 2; ++side)
+        if (e.rt[side] == order[i] && !via.count(e.rt[1 - side]) && e.rt[1 - side] != r.rtindex) {
+          via[e.rt[1 - side]] = order[i];
+          order.push_back(e.rt[1 - side]);
+        }
+  if (needed.empty())
+    for (int rt : order) needed.insert(rt);
+  for (int target : std::vector<int>(needed.begin(), needed.end()))
+    for (int rt = via.count(target) ? via[target] : 0; rt && rt != r.rtindex && needed.insert(rt).second;) rt = via.count(rt) ? via[rt] : 0;
+  Walk w{start + " " + walk_alias(r.rtindex), {r.rtindex}};
+  std::set<int> joined{r.rtindex};
+  for (int rt : order) {
+    if (!needed.count(rt) || joined.count(rt)) continue;
+    std::string on;
+    for (auto& e : def.edges)
+      for (int side = 0; side < 2; ++side)
+        if (e.rt[side] == rt && joined.count(e.rt[1 - side]))
+          on += (on.empty() ? "" : " AND ") + walk_alias(rt) + "." + e.column[side] + " = " + walk_alias(e.rt[1 - side]) + "." +
+                e.column[1 - side];
+    w.from += " LEFT JOIN ONLY " + occurrence(def, rt).table_sql + " " + walk_alias(rt) + " ON " + on;
+    joined.insert(rt);
+    w.joined.push_back(rt);
+  }
+  return w;
+}
+
+// r's rows a statement changed, as the edge walk's start: old and/or new images of the changed keys.
+std::string changed_images(const std::string& event) {
+  if (event == "INSERT" || event == "PROPAGATE") return "__ps_new";
+  if (event == "DELETE") return "__ps_old";
+  return "(SELECT * FROM __ps_old UNION ALL SELECT * FROM __ps_new)";
+}
+
+// An advisory key for one row of a table, whichever appearance reaches it.
+std::string identity_key(const Occurrence& o, const std::string& alias) {
+  return "pg_catalog.hash_record(ROW(" + std::to_string(o.relid) + "::oid, " + join(o.pk_columns, ", ", alias + ".") + ")) # 9000011";
+}
+
 // Rows that do not exist yet cannot be row-locked: a transaction inserting a row (or moving one to
 // new join partners) and one inserting its partner would each miss the other. So such changes also
 // take transaction advisory locks on the join values of their new rows, one key per (equality
 // condition, value) hashed into the view's key space; equal values on both sides of a condition get
-// the same key (hash opclasses agree across integer widths). Statements with many values take one
-// view-wide exclusive key instead of many (all others hold it shared). Waiting for a key marks the
-// statement stale: it runs again and sees what the other transaction committed.
-std::string advisory_ctes(const Definition& def, const Occurrence& t, const Occurrence& r, const std::string& event) {
-  std::string values;
+// the same key (hash opclasses agree across integer widths). Deletes take them on their old rows, so
+// a row's deletion and a new partner of it queue too.
+// Two writers can also meet through a committed row p that neither changes (A-B-C: one inserts an A,
+// the other a C, both joining the same B), or one changes p's values while the other gives p a new
+// partner: each writer's statement misses the other's uncommitted row. So every writer also takes a
+// key on p's identity when it reaches p (edge walk from its changed rows) through a join without a
+// foreign key, or when p has a further join through which a concurrent row may appear (no foreign
+// key, or p is the referenced side: children of one parent meet through it); a writer of rows with
+// a join without a foreign key takes the keys of its own rows. Where only foreign keys join
+// (customers <- orders <- line items) a new row's partners are committed parents, which its writer
+// share-locks (see Locking), and no key is taken.
+// Statements with many keys take one view-wide exclusive key instead (all others hold it shared).
+// Waiting for a key marks the statement stale: it runs again and sees what the other committed.
+std::string advisory_ctes(const Definition& def, const Occurrence& t, const Occurrence& r, const std::string& event,
+                          const std::string& start_where) {
+  std::string values, ctes;
   auto add = [&](const std::string& select) { values += (values.empty() ? "" : " UNION ") + select; };
-  for (size_t e = 0; e < def.edges.size() && event != "DELETE"; ++e)
+  const std::string images = changed_images(event);
+  for (size_t e = 0; e < def.edges.size() && event != "PROPAGATE"; ++e)
     for (int side = 0; side < 2 && !def.edges[e].enforced; ++side) {
       const Occurrence& o = occurrence(def, def.edges[e].rt[side]);
       if (o.relid != t.relid) continue;
       const std::string& col = def.edges[e].column[side];
-      add("SELECT pg_catalog.hash_record(ROW(n." + col + ")) # " + std::to_string(1000003 * (e + 1)) +
-          " AS k FROM __ps_new n WHERE n." + col + " IS NOT NULL");
+      add("SELECT pg_catalog.hash_record(ROW(n." + col + ")) # " + std::to_string(1000003 * (e + 1)) + " AS k FROM " + images +
+          " n WHERE n." + col + " IS NOT NULL");
     }
+  // Identity keys: r's own rows, and the partners reached (see above).
+  bool own = false;
+  for (auto& e : def.edges) own = own || (!e.enforced && (e.rt[0] == r.rtindex || e.rt[1] == r.rtindex));
+  if (own) add("SELECT " + identity_key(r, "n") + " AS k FROM " + images + " n");
+  std::vector<int> meeting;  // appearances whose reached rows get identity keys
+  std::set<int> before{r.rtindex};
+  // New rows referenced through foreign keys only (a new customer) have no committed partners yet.
+  bool new_parent = event == "INSERT";
+  for (auto& e : def.edges)
+    for (int side = 0; side < 2; ++side)
+      if (e.rt[side] == r.rtindex) new_parent = new_parent && e.enforced && e.child_side == 1 - side;
+  for (int rt : new_parent ? std::vector<int>{} : walk_joins(def, r, {}, images).joined) {
+    if (rt == r.rtindex) continue;
+    bool meets = false;
+    for (auto& e : def.edges)
+      for (int side = 0; side < 2; ++side) {
+        if (e.rt[side] != rt) continue;
+        const Occurrence& far = occurrence(def, e.rt[1 - side]);
+        bool arrival = before.count(far.rtindex) > 0;
+        // A concurrent writer of far's rows share-locks r's existing rows when r ranks below far
+        // (see lockable_occurrences): only r's new rows need the key then.
+        bool far_locks_r = event != "INSERT" && (r.lock_rank < far.lock_rank || (r.lock_rank == far.lock_rank && r.relid < far.relid) ||
+                                                 r.relid == far.relid);
+        // In an open view far's value-only UPDATEs lock nothing (propagate_sql): a writer building
+        // view rows from far's rows must then lock them itself, or take the key.
+        bool r_locks_far = far.lock_rank < r.lock_rank || (far.lock_rank == r.lock_rank && far.relid < r.relid) || far.relid == r.relid;
+        bool covered = far_locks_r && (!open_view(def) || event == "PROPAGATE" || r_locks_far);
+        meets = meets || !e.enforced || (!arrival && e.child_side == 1 - side && !covered);
+      }
+    before.insert(rt);
+    if (meets) meeting.push_back(rt);
+  }
+  if (!meeting.empty()) {
+    Walk walk = walk_joins(def, r, std::set<int>(meeting.begin(), meeting.end()), images);
+    std::string cols;
+    for (int rt : meeting) {
+      std::string w = "w" + std::to_string(rt);
+      cols += (cols.empty() ? "" : ", ") + std::string("CASE WHEN ") + walk_alias(rt) + ".ctid IS NOT NULL THEN " +
+              identity_key(occurrence(def, rt), walk_alias(rt)) + " END AS " + w;
+      add("SELECT " + w + " AS k FROM partners WHERE " + w + " IS NOT NULL");
+    }
+    ctes = ",\n partners AS MATERIALIZED (SELECT " + cols + " FROM " + walk.from + (start_where.empty() ? "" : " WHERE " + start_where) + ")";
+  }
   // A LEFT JOIN's null-extended row depends on all rows of the nullable side that match an anchor
   // row, including ones other transactions change: recomputes of the same anchor serialize on it.
-  if (r.nullable) add("SELECT pg_catalog.hash_record(ROW(s.*)) # " + std::to_string(7000003 * r.anchor) + " AS k FROM scope s");
+  if (r.nullable && event != "PROPAGATE") add("SELECT pg_catalog.hash_record(ROW(s.*)) # " + std::to_string(7000003 * r.anchor) + " AS k FROM scope s");
   if (values.empty()) return {};
   std::string space = std::to_string((int64)(def.immv % 2147483647));
   auto acquire = [&](const std::string& fn, const std::string& key) {
     return "CASE WHEN pg_catalog.pg_try_" + fn + "(" + space + ", " + key + ") THEN false ELSE (SELECT true FROM (SELECT pg_catalog.pg_" +
            fn + "(" + space + ", " + key + ")) w) END";
   };
-  return ",\n advkeys AS MATERIALIZED (SELECT DISTINCT k FROM (" + values + ") v),\n adv AS MATERIALIZED (SELECT CASE WHEN (SELECT count(*) FROM advkeys) > 32 THEN " +
+  return ctes + ",\n advkeys AS MATERIALIZED (SELECT DISTINCT k FROM (" + values + ") v),\n adv AS MATERIALIZED (SELECT CASE WHEN (SELECT count(*) FROM advkeys) > 32 THEN " +
          acquire("advisory_xact_lock", "0") + " ELSE " + acquire("advisory_xact_lock_shared", "0") +
          " OR coalesce((SELECT bool_or(" + acquire("advisory_xact_lock", "k") +
          ") FROM (SELECT k FROM advkeys ORDER BY k) ordered), false) END AS waited)";  // one order: no deadlock among these
@@ -209,46 +324,19 @@ std::string advisory_ctes(const Definition& def, const Occurrence& t, const Occu
 // Columns: each lockable appearance's source key names and source ctid name (like reach_sql).
 std::string edge_walk_sql(const Definition& def, const Occurrence& r, const std::vector<const Occurrence*>& lockable,
                           const std::string& start, const std::string& start_where) {
-  auto alias = [](int rt) { return "__ps_a" + std::to_string(rt); };
-  std::vector<int> order{r.rtindex};
-  std::map<int, int> via;  // rtindex -> the joined appearance it was reached from
-  for (size_t i = 0; i < order.size(); ++i)
-    for (auto& e : def.edges)
-      for (int side = 0; side < 2; ++side)
-        if (e.rt[side] == order[i] && !via.count(e.rt[1 - side]) && e.rt[1 - side] != r.rtindex) {
-          via[e.rt[1 - side]] = order[i];
-          order.push_back(e.rt[1 - side]);
-        }
-  std::set<int> needed{r.rtindex};
-  for (auto* o : lockable)
-    for (int rt = o->rtindex; via.count(rt) && needed.insert(rt).second;) rt = via[rt];
-  std::string from = start + " " + alias(r.rtindex), cols;
-  std::set<int> joined{r.rtindex};
-  for (int rt : order) {
-    if (!needed.count(rt) || joined.count(rt)) continue;
-    std::string on;
-    for (auto& e : def.edges)
-      for (int side = 0; side < 2; ++side)
-        if (e.rt[side] == rt && joined.count(e.rt[1 - side]))
-          on += (on.empty() ? "" : " AND ") + alias(rt) + "." + e.column[side] + " = " + alias(e.rt[1 - side]) + "." + e.column[1 - side];
-    from += " LEFT JOIN ONLY " + occurrence(def, rt).table_sql + " " + alias(rt) + " ON " + on;
-    joined.insert(rt);
-  }
+  std::set<int> needed;
+  for (auto* o : lockable) needed.insert(o->rtindex);
+  Walk walk = walk_joins(def, r, needed, start);
+  std::string cols;
   for (auto* o : lockable) {
-    if (!joined.count(o->rtindex)) continue;  // not connected (cannot happen: the view's joins are connected)
+    if (std::find(walk.joined.begin(), walk.joined.end(), o->rtindex) == walk.joined.end()) continue;  // not connected
     for (size_t i = 0; i < o->pk_columns.size(); ++i)
-      cols += (cols.empty() ? "" : ", ") + alias(o->rtindex) + "." + o->pk_columns[i] + " AS " + o->source_keys[i];
-    cols += ", " + alias(o->rtindex) + ".ctid AS " + o->source_ctid;
+      cols += (cols.empty() ? "" : ", ") + walk_alias(o->rtindex) + "." + o->pk_columns[i] + " AS " + o->source_keys[i];
+    cols += ", " + walk_alias(o->rtindex) + ".ctid AS " + o->source_ctid;
   }
-  return "SELECT " + cols + " FROM " + from + (start_where.empty() ? "" : " WHERE " + start_where);
+  return "SELECT " + cols + " FROM " + walk.from + (start_where.empty() ? "" : " WHERE " + start_where);
 }
 
-// r's rows a statement changed, as the edge walk's start: old and/or new images of the changed keys.
-std::string changed_images(const std::string& event) {
-  if (event == "INSERT") return "__ps_new";
-  if (event == "DELETE") return "__ps_old";
-  return "(SELECT * FROM __ps_old UNION ALL SELECT * FROM __ps_new)";
-}
 
 // Share-locks the row versions of `lockable` that CTE `found` (an edge walk) read, by ctid: a TID
 // scan, no key lookups. Under READ COMMITTED a version another transaction updated meanwhile is
@@ -286,17 +374,16 @@ Locking locking(const Definition& def, const Occurrence& t, const Occurrence& r,
     l.ctes = locks.ctes;
     checks = locks.checks;
   }
+  std::vector<std::string> k = numbered("k", r.pk_columns.size());
+  std::string changed_rows = tuple(r.pk_columns, walk_alias(r.rtindex) + ".") + " IN (SELECT " + join(k, ", ") + " FROM changed)";
   if (!lockable.empty()) {
     // From the changed rows' old and new images; a LEFT JOIN anchor's recompute reads all rows of
     // its anchors, so their rows are reached through the (filter-free) joins as well.
-    std::vector<std::string> k = numbered("k", r.pk_columns.size());
-    std::string walk = edge_walk_sql(def, r, lockable, changed_images(event),
-                                     tuple(r.pk_columns, "__ps_a" + std::to_string(r.rtindex) + ".") + " IN (SELECT " +
-                                         join(k, ", ") + " FROM changed)");
+    std::string walk = edge_walk_sql(def, r, lockable, changed_images(event), changed_rows);
     if (r.nullable) walk += " UNION ALL SELECT " + reached + " FROM (" + def.reach_sql + ") q WHERE " + in_scope;
     l.ctes = ",\n reach AS MATERIALIZED (" + walk + ")" + l.ctes;
   }
-  std::string advisory = advisory_ctes(def, t, r, event);
+  std::string advisory = advisory_ctes(def, t, r, event, changed_rows);
   if (!advisory.empty()) {
     l.ctes += advisory;
     l.advisory = advisory;
@@ -320,7 +407,8 @@ Locking locking(const Definition& def, const Occurrence& t, const Occurrence& r,
 // taken (found through the stored view rows), and a lock that waited for a committed change makes
 // the statement stale. Returns "" when r has no value columns, nullopt-like "!" when it cannot be
 // done this way (a lockable appearance on the nullable side of a LEFT JOIN).
-std::string propagate_sql(const Definition& def, const Occurrence& t, const Occurrence& r, const std::string& immv) {
+std::string propagate_sql(const Definition& def, const Occurrence& t, const Occurrence& r, const std::string& immv,
+                          std::string& lock_sql) {
   if (r.value_columns.empty()) return {};
   std::vector<std::string> k = numbered("k", r.pk_columns.size());
   std::string n = "SELECT ";
@@ -337,8 +425,19 @@ std::string propagate_sql(const Definition& def, const Occurrence& t, const Occu
   std::string match = r.nullable ? "v." + r.stored_keys[0] + " = ROW(" + join(k, ", ", "n.") + ")::text"
                                  : equal_all_pairs(r.stored_keys, k, "v.", "n.");
   std::string sql = "WITH n AS MATERIALIZED (" + n + ")";
-  std::string gate, stale = "false";
+  std::string gate, stale = "false", checks, returning;
   std::vector<const Occurrence*> lockable = lockable_occurrences(def, t, r);
+  // Without filters and LEFT JOINs a view row holding r's row exists exactly when its partners do:
+  // a concurrent writer can only build one from r's old values by re-keying an existing row (its
+  // partner moved: the row this statement planned to update is gone after the wait, so fewer rows
+  // are written than planned and it runs again) or by giving r's row a new partner (whose writer
+  // share-locks r's row when r ranks lower, else the advisory keys below queue them). Row locks on
+  // the partners are needed only where a filter or a LEFT JOIN can show a row that was not there.
+  if (open_view(def)) {
+    returning = " RETURNING 1";
+    checks = "(SELECT count(*) FROM updated) <> (SELECT count(*) FROM ONLY " + immv + " v, n WHERE " + match + " AND (" + differs + "))";
+    lockable.clear();
+  }
   if (!lockable.empty()) {
     for (auto* o : lockable)
       if (o->nullable) return "!";
@@ -347,13 +446,28 @@ std::string propagate_sql(const Definition& def, const Occurrence& t, const Occu
     sql += ",\n targets AS MATERIALIZED (" + edge_walk_sql(def, r, lockable, "__ps_new", "") + ")";
     ShareLocks locks = share_locks(lockable, "targets");
     sql += locks.ctes;
-    std::string checks = locks.checks;
+    checks = locks.checks;
+  }
+  // A concurrent writer giving these rows (or rows they meet through) a new partner: see advisory_ctes.
+  std::string advisory = advisory_ctes(def, t, r, "PROPAGATE", "");
+  if (!advisory.empty()) {
+    lock_sql = "WITH n AS MATERIALIZED (" + n + ")" + advisory + "\nSELECT (SELECT waited FROM adv) IS NOT NULL, ARRAY(SELECT k FROM advkeys)";
+    sql += advisory;
+    if (!open_view(def))
+      checks += std::string(checks.empty() ? "" : " OR ") +
+                "(SELECT waited FROM adv) OR NOT (ARRAY(SELECT k FROM advkeys) <@ coalesce($1::int4[], '{}'))";
+  }
+  std::string update = ",\n updated AS (UPDATE ONLY " + immv + " v SET " + set + " FROM n WHERE " + match + " AND (" + differs + ")";
+  if (open_view(def)) {  // the check reads what the update wrote: no gate
+    if (!advisory.empty()) checks = "(SELECT waited FROM adv) OR NOT (ARRAY(SELECT k FROM advkeys) <@ coalesce($1::int4[], '{}')) OR " + checks;
+    return sql + update + returning + ")\nSELECT NULL, " + checks;
+  }
+  if (!checks.empty()) {
     sql += ",\n lockdone AS MATERIALIZED (SELECT " + checks + " AS stale)";
     gate = " AND (SELECT stale FROM lockdone) IS NOT NULL";
     stale = "(SELECT stale FROM lockdone)";
   }
-  return sql + ",\n updated AS (UPDATE ONLY " + immv + " v SET " + set + " FROM n WHERE " + match + " AND (" + differs + ")" + gate +
-         ")\nSELECT NULL, " + stale;
+  return sql + update + gate + ")\nSELECT NULL, " + stale;
 }
 
 // INSERT or DELETE of rows of r's table, r not on the nullable side of a LEFT JOIN: usually no view
@@ -459,9 +573,15 @@ std::vector<TriggerSql> trigger_sql(const Definition& def, const std::string& im
     bool possible = true;
     for (auto& r : def.occurrences) {
       if (r.relid != t.relid) continue;
-      std::string sql = propagate_sql(def, t, r, immv);
-      if (sql == "!") possible = false;
-      else if (!sql.empty()) propagate.apply_sql.push_back(sql);
+      std::string lock_sql;
+      std::string sql = propagate_sql(def, t, r, immv, lock_sql);
+      if (sql == "!") {
+        possible = false;
+      } else if (!sql.empty()) {
+        propagate.apply_sql.push_back(sql);
+        propagate.lock_sql.push_back(lock_sql);
+        propagate.fallback_sql.push_back({});
+      }
     }
     if (possible) out.push_back(propagate);
     TriggerSql truncate;

@@ -57,6 +57,7 @@ struct JoinEdge {
   std::string column[2];  // quoted base column names
   bool enforced = false;  // a foreign key of one side to the other: its check (the referenced row
                           // exists, committed, key-share locked) stands in for advisory join keys
+  int child_side = -1;    // enforced: the side holding the foreign key (the referencing table)
 };
 
 struct Definition {
