@@ -19,6 +19,8 @@ pg_cluster_start "$dir" "" "shared_buffers = 512MB
 max_wal_size = 8GB
 checkpoint_timeout = 30min
 work_mem = 64MB" >/dev/null
+# Stop the server and free its disk (a 1M-row run holds GBs of WAL) however the run ends.
+trap 'pg_cluster_stop "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
 q() { psql -X -q -v ON_ERROR_STOP=1 -tA "$@"; }
 case "${BENCH_LOCALE:-c}" in
   c) ;;
@@ -124,5 +126,3 @@ q -c "SELECT pg_drop_replication_slot('bench_td')" >/dev/null
 # 5. Latency of single-row commits.
 "$BUILD/bench/replication_latency" "host=$PGHOST port=$PGPORT user=postgres dbname=${PGDATABASE:-postgres}" "$COMMITS"
 q -c "SELECT count(*) || ' ops in ' || count(DISTINCT bucket) || ' buckets' FROM powersync.bucket_data"
-pg_cluster_stop "$dir"
-rm -rf "$dir"
