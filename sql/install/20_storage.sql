@@ -88,8 +88,10 @@ COMMENT ON COLUMN powersync.current_data.row_image IS
 COMMENT ON COLUMN powersync.current_data.buckets IS 'Encoded list of (bucket, object_type, object_id) the row is in (for REMOVE ops).';
 COMMENT ON COLUMN powersync.current_data.lookups IS 'Encoded list of parameter lookup keys the row produced (for tombstones).';
 
+-- Text keys of the storage tables are COLLATE "C": byte order is all any reader needs, and in a database
+-- with a real locale (libc en_US, ICU) every B-tree comparison would otherwise go through strcoll/ICU.
 CREATE TABLE powersync.bucket_data (
-  bucket        text NOT NULL,
+  bucket        text COLLATE "C" NOT NULL,
   op_id         bigint NOT NULL,
   sync_rules_id bigint NOT NULL,
   op            text NOT NULL CHECK (op IN ('PUT', 'REMOVE', 'MOVE', 'CLEAR')),
@@ -123,12 +125,12 @@ COMMENT ON COLUMN powersync.bucket_data.cum_count IS
   'Number of ops written to this bucket up to and including this op (counted before compaction).';
 
 CREATE TABLE powersync.bucket_state (
-  bucket        text PRIMARY KEY,
+  bucket        text COLLATE "C" PRIMARY KEY,
   sync_rules_id bigint NOT NULL,
   last_op       bigint NOT NULL,
   checksum      bigint NOT NULL,
   count         bigint NOT NULL
-);
+) WITH (fillfactor = 50);  -- every round rewrites the rows of its buckets: room for HOT updates (no index entry)
 COMMENT ON TABLE powersync.bucket_state IS
   'Running totals per bucket at its newest op (= cum_checksum/cum_count of bucket_data at last_op).';
 COMMENT ON COLUMN powersync.bucket_state.checksum IS 'Unsigned 32-bit wrapping sum of all op checksums of the bucket.';
@@ -138,7 +140,7 @@ CREATE TABLE powersync.bucket_parameters (
   sync_rules_id     bigint NOT NULL,
   source_table_id   integer NOT NULL,
   source_key        bytea NOT NULL,
-  lookup            text NOT NULL,
+  lookup            text COLLATE "C" NOT NULL,
   bucket_parameters text NOT NULL
 );
 CREATE INDEX bucket_parameters_lookup ON powersync.bucket_parameters
@@ -186,7 +188,7 @@ COMMENT ON TABLE powersync.replication_state IS
 INSERT INTO powersync.replication_state (slot_name) VALUES ('powersync_' || (SELECT oid FROM pg_database WHERE datname = current_database()));
 
 CREATE TABLE powersync.write_checkpoints (
-  user_id          text PRIMARY KEY,
+  user_id          text COLLATE "C" PRIMARY KEY,
   lsn              pg_lsn NOT NULL,
   write_checkpoint bigint NOT NULL,
   updated_at       timestamptz NOT NULL DEFAULT now()

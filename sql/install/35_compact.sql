@@ -5,7 +5,7 @@
 
 -- How far each bucket was compacted: a bucket whose newest op is not beyond this is skipped.
 CREATE TABLE powersync.compaction_state (
-  bucket       text PRIMARY KEY,
+  bucket       text COLLATE "C" PRIMARY KEY,  -- byte order, like bucket_data.bucket
   compacted_to bigint NOT NULL
 );
 COMMENT ON TABLE powersync.compaction_state IS

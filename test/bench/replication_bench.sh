@@ -3,6 +3,8 @@
 # in one transaction, in 1,000-row transactions, 1M updates), the raw decode rate of the same WAL with
 # test_decoding side by side, the initial snapshot of 1M rows, and commit -> NOTIFY latency.
 #   PS_PG_PREFIX=/opt/pg-x BUILD=build-x bash test/bench/replication_bench.sh   [ROWS=1000000 COMMITS=1000]
+#   BENCH_LOCALE=icu runs it in a database with the ICU collation en-US (what users usually have; the test
+#   clusters are --locale=C, where text comparisons are plain memcmp).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -17,7 +19,15 @@ pg_cluster_start "$dir" "" "shared_buffers = 512MB
 max_wal_size = 8GB
 checkpoint_timeout = 30min
 work_mem = 64MB" >/dev/null
+# Stop the server and free its disk (a 1M-row run holds GBs of WAL) however the run ends.
+trap 'pg_cluster_stop "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
 q() { psql -X -q -v ON_ERROR_STOP=1 -tA "$@"; }
+case "${BENCH_LOCALE:-c}" in
+  c) ;;
+  icu) q -c "CREATE DATABASE bench TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+       export PGDATABASE=bench ;;
+  *) echo "BENCH_LOCALE must be c or icu, got '$BENCH_LOCALE'" >&2; exit 2 ;;
+esac
 now() { date +%s.%N; }
 rate() { python3 -c "import sys; n,t=float(sys.argv[1]),float(sys.argv[2]); print(f'{n/t:,.0f}')" "$1" "$2"; }
 secs() { python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.2f}')" "$1" "$2"; }
@@ -46,7 +56,7 @@ bucket_definitions:
       - SELECT id, name FROM items
       - SELECT id, v FROM bench_latency
 '
-echo "== Replication benchmark: $ROWS rows, rules with 2 bucket definitions (2 ops per row), $(nproc) cores"
+echo "== Replication benchmark: $ROWS rows, rules with 2 bucket definitions (2 ops per row), $(nproc) cores, database $(q -c "SELECT datname || ' collation ' || CASE datlocprovider WHEN 'i' THEN 'icu ' || daticulocale ELSE datcollate END FROM pg_database WHERE datname = current_database()")"
 
 # 1. Initial snapshot of existing rows.
 q -c "INSERT INTO items SELECT g, 'user' || (g % 1000), 'item ' || g, 0 FROM generate_series(1, $ROWS) g"
@@ -90,6 +100,7 @@ baseline "$end" $ROWS
 
 # 3. 1M rows in 1,000-row transactions.
 q -c "SELECT pg_replication_slot_advance('bench_td', pg_current_wal_lsn())" >/dev/null
+C0=$(worker_cpu)
 batches=$((ROWS / 1000))
 t0=$(now)
 for ((b = 0; b < batches; b++)); do
@@ -113,7 +124,5 @@ baseline "$end" $ROWS
 q -c "SELECT pg_drop_replication_slot('bench_td')" >/dev/null
 
 # 5. Latency of single-row commits.
-"$BUILD/bench/replication_latency" "host=$PGHOST port=$PGPORT user=postgres dbname=postgres" "$COMMITS"
+"$BUILD/bench/replication_latency" "host=$PGHOST port=$PGPORT user=postgres dbname=${PGDATABASE:-postgres}" "$COMMITS"
 q -c "SELECT count(*) || ' ops in ' || count(DISTINCT bucket) || ' buckets' FROM powersync.bucket_data"
-pg_cluster_stop "$dir"
-rm -rf "$dir"
