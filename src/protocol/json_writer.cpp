@@ -7,6 +7,10 @@
 #include <cstdio>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace powersync::protocol {
 
 namespace {
@@ -51,9 +55,32 @@ inline bool any_escape(uint64_t x) {
   uint64_t quote = (q - kOnes) & ~q & kHigh, backslash = (b - kOnes) & ~b & kHigh;
   return (control | quote | backslash) != 0;
 }
+
+#if defined(__SSE2__)
+// 16 bytes at a time (SSE2 is part of the x86-64 baseline). Returns the first escape position in
+// [i, s.size()), s.size() if none; s.size() - i must be at least 16. The last block overlaps bytes
+// already found clean, so the first flagged byte in it is still the first escape at or after `i`.
+size_t next_escape_sse2(std::string_view s, size_t i) {
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), max_control = _mm_set1_epi8(0x1f);
+  auto escapes = [&](size_t at) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + at));
+    const __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(x, max_control), x);  // unsigned x <= 0x1f
+    return _mm_movemask_epi8(_mm_or_si128(control, _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash))));
+  };
+  for (; i + 16 <= s.size(); i += 16)
+    if (int mask = escapes(i)) return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+  if (i == s.size()) return i;
+  const size_t last = s.size() - 16;
+  int mask = escapes(last);
+  return mask ? last + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask))) : s.size();
+}
+#endif
 }  // namespace
 
 size_t next_escape(std::string_view s, size_t i) {
+#if defined(__SSE2__)
+  if (i < s.size() && s.size() - i >= 16) return next_escape_sse2(s, i);
+#endif
   for (; i + 8 <= s.size(); i += 8) {
     uint64_t x;
     std::memcpy(&x, s.data() + i, 8);

@@ -102,6 +102,10 @@ std::optional<DataQuery> compile_data_query(const std::string& sql, const QueryC
     if (col.name == "id") has_id = true;
     q.columns.push_back(std::move(col));
   }
+  q.distinct_columns = !has_star;
+  for (size_t i = 0; i < q.columns.size() && q.distinct_columns; ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (q.columns[j].name == q.columns[i].name) q.distinct_columns = false;
   if (!has_id && !has_star) {
     issues.push_back(QueryIssue{RuleIssue::Severity::Error, "Query must return an \"id\" column",
                                 stmt.columns.empty() ? stmt.offset : stmt.columns.front().offset});
@@ -112,25 +116,79 @@ std::optional<DataQuery> compile_data_query(const std::string& sql, const QueryC
 
 namespace {
 
+const Value kNullValue;
+
 // One output field: name and value point into the query, the source row or `computed`; nothing is
 // copied until the JSON is written.
 struct Field {
   const std::string* name;
   const Value* value;
   const std::string* json_key;  // pre-encoded `"name":` of explicit columns, null for `*` columns
+  // Indexes of the name and the value in the scanned source row, -1 when not from it.
+  int name_column;
+  int value_column;
 };
 
-Field* find_field(std::vector<Field>& fields, const std::string& name) {
-  for (auto& f : fields)
-    if (*f.name == name) return &f;
+// The fields of one output row: a reused per-thread array (evaluation is not re-entrant).
+struct Fields {
+  Field* data;
+  size_t count;
+  const Field* begin() const { return data; }
+  const Field* end() const { return data + count; }
+  size_t size() const { return count; }
+  void push_back(const Field& f) { data[count++] = f; }
+};
+
+Field* find_field(Fields& fields, const std::string& name) {
+  for (size_t i = 0; i < fields.count; ++i)
+    if (*fields.data[i].name == name) return &fields.data[i];
   return nullptr;
 }
 
-void write_json(const std::vector<Field>& fields, std::string& json, const Value*& id);
+bool is_clean(const std::string& s) { return protocol::next_escape(s, 0) == s.size(); }
+
+// memcpy of the short names and values of rows without a call (two overlapping loads/stores).
+inline char* copy_short(char* to, const std::string& s) {
+  const size_t n = s.size();
+  const char* from = s.data();
+  if (n >= 8 && n <= 16) {
+    uint64_t a, b;
+    std::memcpy(&a, from, 8);
+    std::memcpy(&b, from + n - 8, 8);
+    std::memcpy(to, &a, 8);
+    std::memcpy(to + n - 8, &b, 8);
+  } else if (n >= 4 && n < 8) {
+    uint32_t a, b;
+    std::memcpy(&a, from, 4);
+    std::memcpy(&b, from + n - 4, 4);
+    std::memcpy(to, &a, 4);
+    std::memcpy(to + n - 4, &b, 4);
+  } else if (n < 4) {
+    for (size_t i = 0; i < n; ++i) to[i] = from[i];
+  } else {
+    std::memcpy(to, from, n);
+  }
+  return to + n;
+}
+
+// Position of `name` in `row` (-1 if absent), trying the hinted position first.
+int find_column_index(const Row& row, const std::string& name, const ColumnHint& hint) {
+  const uint32_t h = hint.index.load(std::memory_order_relaxed);
+  if (h < row.size() && row[h].name == name) return static_cast<int>(h);
+  for (size_t i = 0; i < row.size(); ++i) {
+    if (row[i].name == name) {
+      hint.index.store(static_cast<uint32_t>(i), std::memory_order_relaxed);
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
+
+void write_json(const Fields& fields, std::string& json, const Value*& id);
 
 // The common case of write_json in one allocation and raw copies: every name and TEXT value is free
 // of escapes. Returns false (having written nothing) otherwise.
-bool write_clean_json(const std::vector<Field>& fields, std::string& json, const Value*& id) {
+bool write_clean_json(const Fields& fields, const RowTextScan* scan, std::string& json, const Value*& id) {
   size_t size = 1;  // '{'
   for (const auto& f : fields) {
     const Value& v = *f.value;
@@ -138,11 +196,13 @@ bool write_clean_json(const std::vector<Field>& fields, std::string& json, const
     if (f.json_key) {
       size += f.json_key->size();
     } else {
-      if (protocol::next_escape(*f.name, 0) != f.name->size()) return false;
+      const bool scanned = scan && f.name_column >= 0;
+      if (!(scanned ? scan->name_clean(static_cast<size_t>(f.name_column)) : is_clean(*f.name))) return false;
       size += f.name->size() + 3;
     }
     if (v.is_text()) {
-      if (protocol::next_escape(v.as_text(), 0) != v.as_text().size()) return false;
+      const bool scanned = scan && f.value_column >= 0;
+      if (!(scanned ? scan->value_clean(static_cast<size_t>(f.value_column)) : is_clean(v.as_text()))) return false;
       size += v.as_text().size() + 2;
     } else if (v.is_integer()) {
       size += 20;  // at most 20 characters; trimmed below
@@ -151,30 +211,31 @@ bool write_clean_json(const std::vector<Field>& fields, std::string& json, const
     }
     size += 1;  // ',' or '}'
   }
-  json.clear();
-  json.resize(size);
-  char* p = json.data();
+  // Written into a stack buffer when it fits, then copied into `json` with one exact allocation
+  // (resizing `json` first would zero-fill it).
+  char stack[1024];
+  const bool on_stack = size <= sizeof stack;
+  if (!on_stack) json.resize(size);
+  char* const begin = on_stack ? stack : json.data();
+  char* p = begin;
   *p++ = '{';
   id = nullptr;
   for (const auto& f : fields) {
     const Value& v = *f.value;
     if (v.is_blob()) continue;
     if (f.name->size() == 2 && (*f.name)[0] == 'i' && (*f.name)[1] == 'd') id = &v;
-    if (p != json.data() + 1) *p++ = ',';
+    if (p != begin + 1) *p++ = ',';
     if (f.json_key) {
-      std::memcpy(p, f.json_key->data(), f.json_key->size());
-      p += f.json_key->size();
+      p = copy_short(p, *f.json_key);
     } else {
       *p++ = '"';
-      std::memcpy(p, f.name->data(), f.name->size());
-      p += f.name->size();
+      p = copy_short(p, *f.name);
       *p++ = '"';
       *p++ = ':';
     }
     if (v.is_text()) {
       *p++ = '"';
-      std::memcpy(p, v.as_text().data(), v.as_text().size());
-      p += v.as_text().size();
+      p = copy_short(p, v.as_text());
       *p++ = '"';
     } else if (v.is_integer()) {
       p = std::to_chars(p, p + 20, v.as_integer()).ptr;
@@ -186,53 +247,65 @@ bool write_clean_json(const std::vector<Field>& fields, std::string& json, const
     }
   }
   *p++ = '}';
-  json.resize(static_cast<size_t>(p - json.data()));
+  if (on_stack) json.assign(stack, static_cast<size_t>(p - stack));
+  else json.resize(static_cast<size_t>(p - begin));
   return true;
 }
 
 // Applies the SELECT list (reference semantics: a later explicit column overwrites in place, `*`
 // never replaces a set value unless it is NULL and skips `_` columns; absent plain columns are
-// omitted) and writes the row JSON. Returns the object id.
-std::string write_output(const DataQuery& q, const Row& row, const EvalContext& ctx, std::string& json) {
+// omitted) and writes the row JSON. Returns the object id. `scan` is null unless it covers `row`.
+std::string write_output(const DataQuery& q, const Row& row, const EvalContext& ctx, const RowTextScan* scan,
+                         std::string& json) {
   // Per-thread scratch space: evaluation is not re-entrant, and this saves two allocations per row.
   thread_local std::vector<Value> computed;
-  thread_local std::vector<Field> fields;
+  thread_local std::vector<Field> field_buffer;
   computed.clear();
-  fields.clear();
   computed.reserve(q.columns.size());  // stable addresses for Field::value
-  fields.reserve(row.size() + q.columns.size());
+  if (field_buffer.size() < row.size() + q.columns.size()) field_buffer.resize(row.size() + q.columns.size());
+  Fields fields{field_buffer.data(), 0};
   for (const auto& col : q.columns) {
     if (col.kind == OutputColumn::Kind::Star) {
-      const bool nothing_set = fields.empty();  // row column names are distinct: no lookups needed
-      for (const auto& c : row) {
+      const bool nothing_set = fields.count == 0;  // row column names are distinct: no lookups needed
+      for (size_t i = 0; i < row.size(); ++i) {
+        const Column& c = row[i];
         if (!c.name.empty() && c.name[0] == '_') continue;
-        if (nothing_set) {
-          fields.push_back(Field{&c.name, &c.value, nullptr});
-          continue;
+        const int at = static_cast<int>(i);
+        Field* f = nothing_set ? nullptr : find_field(fields, c.name);
+        if (!f) {
+          fields.push_back(Field{&c.name, &c.value, nullptr, at, at});
+        } else if (f->value->is_null()) {
+          f->value = &c.value;
+          f->value_column = at;
         }
-        Field* f = find_field(fields, c.name);
-        if (!f) fields.push_back(Field{&c.name, &c.value, nullptr});
-        else if (f->value->is_null()) f->value = &c.value;
       }
       continue;
     }
     const Value* v;
+    int column = -1;
     if (!col.bare_column.empty()) {
-      v = find_column(row, col.bare_column);
-      if (!v) {  // undefined in the reference: omitted from the JSON
-        fields.erase(std::remove_if(fields.begin(), fields.end(), [&](const Field& f) { return *f.name == col.name; }),
-                     fields.end());
+      column = find_column_index(row, col.bare_column, col.bare_hint);
+      if (column < 0) {  // undefined in the reference: omitted from the JSON
+        if (q.distinct_columns) continue;
+        Field* kept = std::remove_if(fields.data, fields.data + fields.count,
+                                     [&](const Field& f) { return *f.name == col.name; });
+        fields.count = static_cast<size_t>(kept - fields.data);
         continue;
       }
+      v = &row[static_cast<size_t>(column)].value;
     } else {
-      computed.push_back(col.expr->evaluate(ctx));
-      v = &computed.back();
+      computed.emplace_back();
+      v = &col.expr->evaluate_ref(ctx, computed.back());
     }
-    if (Field* f = find_field(fields, col.name)) f->value = v;
-    else fields.push_back(Field{&col.name, v, &col.json_key});
+    if (Field* f = q.distinct_columns ? nullptr : find_field(fields, col.name)) {
+      f->value = v;
+      f->value_column = column;
+    } else {
+      fields.push_back(Field{&col.name, v, &col.json_key, -1, column});
+    }
   }
   const Value* id = nullptr;
-  if (!write_clean_json(fields, json, id)) write_json(fields, json, id);
+  if (!write_clean_json(fields, scan, json, id)) write_json(fields, json, id);
   if (!id) return "";
   if (id->is_text()) return id->as_text();
   return cast_as_text(*id).value_or("");
@@ -242,7 +315,7 @@ std::string write_output(const DataQuery& q, const Row& row, const EvalContext& 
 
 namespace {
 
-void write_json(const std::vector<Field>& fields, std::string& json, const Value*& id) {
+void write_json(const Fields& fields, std::string& json, const Value*& id) {
   json.clear();
   json.reserve(64 + 24 * fields.size());
   json.push_back('{');
@@ -264,15 +337,18 @@ void write_json(const std::vector<Field>& fields, std::string& json, const Value
   json.push_back('}');
 }
 
-// Appends `prefix + definition + [values...]` for the `n` values starting at `values`.
-std::string bucket_id_of(const std::string& prefix, const std::string& definition, const Value* values, size_t n) {
-  std::string bucket;
-  if (n == 1 && values[0].is_text() &&
-      protocol::next_escape(values[0].as_text(), 0) == values[0].as_text().size()) {
+// `prefix + definition + [values...]` for the `n` values `values[0..n)`.
+std::string bucket_id_of(const std::string& prefix, const std::string& definition, const Value* const* values,
+                         size_t n, bool first_clean) {
+  if (n == 1 && values[0]->is_text() && first_clean) {
     // The common `definition["value"]`: sized once, copied raw.
-    const std::string& v = values[0].as_text();
-    bucket.resize(prefix.size() + definition.size() + v.size() + 4);
-    char* p = bucket.data();
+    const std::string& v = values[0]->as_text();
+    const size_t size = prefix.size() + definition.size() + v.size() + 4;
+    char stack[256];  // built here, then copied with one exact allocation (resize would zero-fill)
+    std::string bucket;
+    if (size > sizeof stack) bucket.resize(size);
+    char* const begin = size > sizeof stack ? bucket.data() : stack;
+    char* p = begin;
     std::memcpy(p, prefix.data(), prefix.size());
     p += prefix.size();
     std::memcpy(p, definition.data(), definition.size());
@@ -283,51 +359,72 @@ std::string bucket_id_of(const std::string& prefix, const std::string& definitio
     p += v.size();
     *p++ = '"';
     *p = ']';
+    if (begin == stack) bucket.assign(stack, size);
     return bucket;
   }
+  std::string bucket;
   bucket.reserve(prefix.size() + definition.size() + 2 + 16 * n);
   bucket.append(prefix).append(definition).push_back('[');
   for (size_t i = 0; i < n; ++i) {
     if (i) bucket.push_back(',');
-    protocol::append_json_value(bucket, values[i], protocol::RealFormat::Plain);
+    protocol::append_json_value(bucket, *values[i], protocol::RealFormat::Plain);
   }
   bucket.push_back(']');
   return bucket;
 }
 
-// The bucket parameter values of each way the WHERE clause holds, flattened into `values`
-// (assignment a at [a * n, (a + 1) * n)); returns the number of assignments. The two most common
-// shapes (a row filter, one `column = bucket.p`) skip the general assignment machinery.
-size_t bucket_values(const DataQuery& q, const EvalContext& ctx, std::vector<Value>& values) {
+// The bucket parameter values of each way the WHERE clause holds, as pointers into `owned`, the
+// row or `scratch`, flattened into `params` (assignment a at [a * n, (a + 1) * n)); returns the
+// number of assignments. The two most common shapes (a row filter, one `column = bucket.p`) skip
+// the general assignment machinery and copy nothing.
+size_t bucket_values(const DataQuery& q, const EvalContext& ctx, std::vector<Value>& owned,
+                     std::vector<const Value*>& params, Value& scratch) {
   const MatchNode& m = *q.filter.match;
   const size_t n = q.bucket_parameters.size();
-  values.clear();
+  params.clear();
   if (m.kind == MatchNode::Kind::RowFilter) {
     if (m.row && !m.row->evaluate_truthy(ctx)) return 0;
-    values.resize(n);
+    params.assign(n, &kNullValue);
     return 1;
   }
   if (m.kind == MatchNode::Kind::Equals) {
-    Value v = m.row->evaluate(ctx);
+    const Value& v = m.row->evaluate_ref(ctx, scratch);
     if (v.is_null() || v.is_blob()) return 0;
-    values.resize(n);
+    params.assign(n, &kNullValue);
     for (size_t i = 0; i < n; ++i)
-      if (q.bucket_keys[i] == m.key) values[i] = std::move(v);
+      if (q.bucket_keys[i] == m.key) params[i] = &v;
     return 1;
   }
   std::vector<Assignment> assignments = filter_row(m, ctx);
-  values.resize(n * assignments.size());  // a parameter an assignment lacks serializes as null
+  owned.clear();
+  owned.resize(n * assignments.size());  // a parameter an assignment lacks serializes as null
   for (size_t a = 0; a < assignments.size(); ++a)
     for (size_t i = 0; i < n; ++i)
       for (auto& [key, value] : assignments[a])
-        if (key == q.bucket_keys[i]) values[a * n + i] = std::move(value);
+        if (key == q.bucket_keys[i]) owned[a * n + i] = std::move(value);
+  for (const auto& v : owned) params.push_back(&v);
   return assignments.size();
+}
+
+// Whether the single bucket parameter value `v` needs no escaping; row values use `scan`.
+bool bucket_value_clean(const Value& v, const Row& row, const RowTextScan* scan) {
+  if (scan)
+    for (size_t i = 0; i < row.size(); ++i)
+      if (&row[i].value == &v) return scan->value_clean(i);
+  return is_clean(v.as_text());
 }
 
 }  // namespace
 
+bool RowTextScan::scan(size_t column, int shift) const {
+  const Column& c = (*row_)[column];
+  const bool ok = is_clean(shift == 0 ? c.name : c.value.as_text());
+  if (column < kColumns) state_[column] = static_cast<uint8_t>(state_[column] | ((ok ? 3u : 1u) << shift));
+  return ok;
+}
+
 void evaluate_data_query(const DataQuery& q, const SourceTable& table, const Row& row, const ParseOptions& options,
-                         const std::string& definition, std::vector<EvaluatedRow>& out) {
+                         const std::string& definition, RowTextScan& scan, std::vector<EvaluatedRow>& out) {
   const Row* source = &row;
   Row with_suffix;
   if (q.wildcard_table) {
@@ -336,17 +433,23 @@ void evaluate_data_query(const DataQuery& q, const SourceTable& table, const Row
     with_suffix.push_back(Column{"_table_suffix", Value::text(table.name.substr(std::min(prefix.size(), table.name.size())))});
     source = &with_suffix;
   }
+  const RowTextScan* scanned = scan.row() == source ? &scan : nullptr;
   EvalContext ctx;
   ctx.row = source;
-  thread_local std::vector<Value> values;  // evaluation is not re-entrant: reuse the buffer
-  const size_t count = bucket_values(q, ctx, values);
+  // Evaluation is not re-entrant: reuse the buffers.
+  thread_local std::vector<Value> owned;
+  thread_local std::vector<const Value*> params;
+  Value scratch;
+  const size_t count = bucket_values(q, ctx, owned, params, scratch);
   if (count == 0) return;
   const size_t n = q.bucket_parameters.size();
   EvaluatedRow result;
-  result.id = write_output(q, *source, ctx, result.data);
+  result.id = write_output(q, *source, ctx, scanned, result.data);
   result.table = q.output_name.empty() ? table.name : q.output_name;
   for (size_t a = 0; a < count; ++a) {
-    std::string bucket = bucket_id_of(options.bucket_prefix, definition, values.data() + a * n, n);
+    const Value* const* values = params.data() + a * n;
+    const bool first_clean = n == 1 && values[0]->is_text() && bucket_value_clean(*values[0], *source, scanned);
+    std::string bucket = bucket_id_of(options.bucket_prefix, definition, values, n, first_clean);
     if (a + 1 == count) {
       result.bucket = std::move(bucket);
       out.push_back(std::move(result));

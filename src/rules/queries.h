@@ -1,6 +1,8 @@
 // Compiled data queries and parameter queries of one bucket definition (spec §4.3, §4.4, §4.8).
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +24,36 @@ struct QueryContext {
   const ParseOptions* options = nullptr;
 };
 
+// Index where a column was found in the last row: rows of one table usually share a layout, so
+// the name is then compared once instead of against every column before it.
+struct ColumnHint {
+  mutable std::atomic<uint32_t> index{0};
+  ColumnHint() = default;
+  ColumnHint(const ColumnHint& o) : index(o.index.load(std::memory_order_relaxed)) {}
+  ColumnHint& operator=(const ColumnHint& o) {
+    index.store(o.index.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    return *this;
+  }
+};
+
+// Escape-scan results (protocol::next_escape) of one source row's column names and TEXT values,
+// shared by the data queries of one evaluate_row call: each text is scanned once, not per query.
+class RowTextScan {
+ public:
+  explicit RowTextScan(const Row& row) : row_(&row) {}
+  bool name_clean(size_t column) const { return known(column, 1u) ? (state_[column] & 2u) != 0 : scan(column, 0); }
+  // The value must be TEXT.
+  bool value_clean(size_t column) const { return known(column, 4u) ? (state_[column] & 8u) != 0 : scan(column, 2); }
+  const Row* row() const { return row_; }
+
+ private:
+  bool known(size_t column, unsigned bit) const { return column < kColumns && (state_[column] & bit) != 0; }
+  bool scan(size_t column, int shift) const;
+  static constexpr size_t kColumns = 64;  // wider rows: columns past this are scanned every time
+  const Row* row_;
+  mutable uint8_t state_[kColumns] = {};  // per column, 2 bits each for name and value: known, clean
+};
+
 struct OutputColumn {
   enum class Kind { Expression, Star };
   Kind kind = Kind::Expression;
@@ -29,6 +61,7 @@ struct OutputColumn {
   std::string json_key;  // `"name":` JSON-encoded once at compile time
   std::shared_ptr<Expression> expr;
   std::string bare_column;  // set when the expression is a plain column: absent columns are omitted
+  ColumnHint bare_hint;     // where bare_column was last found
 };
 
 struct DataQuery {
@@ -37,6 +70,7 @@ struct DataQuery {
   std::string output_name;   // alias, else table name; empty for an unaliased wildcard table
   bool wildcard_table = false;
   std::vector<OutputColumn> columns;
+  bool distinct_columns = false;  // no `*` and no output name twice: no field lookups by name needed
   Clause filter;                             // a Match clause
   std::vector<std::string> bucket_parameters;  // of the definition, in bucket id order
   std::vector<std::string> bucket_keys;        // "bucket.<name>" for each of them
@@ -75,7 +109,7 @@ SelectParseResult parse_query(const std::string& sql);
 
 // Evaluation.
 void evaluate_data_query(const DataQuery& q, const SourceTable& table, const Row& row, const ParseOptions& options,
-                         const std::string& definition, std::vector<EvaluatedRow>& out);
+                         const std::string& definition, RowTextScan& scan, std::vector<EvaluatedRow>& out);
 void evaluate_parameter_query(const ParameterQuery& q, const std::string& definition, const Row& row,
                               std::vector<EvaluatedParameters>& out);
 // Static and table-valued queries: bucket ids of a request.

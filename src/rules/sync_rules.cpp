@@ -203,11 +203,12 @@ bool SyncRules::is_parameter_table(const SourceTable& table) const {
 RowEvaluation SyncRules::evaluate_row(const SourceTable& table, const Row& row) const {
   RowEvaluation out;
   out.rows.reserve(4);
+  detail::RowTextScan scan(row);
   for (const auto& def : impl_->definitions) {
     for (const auto& q : def.data_queries) {
       if (!q.table.matches(table.schema, table.name)) continue;
       try {
-        detail::evaluate_data_query(q, table, row, impl_->options, def.name, out.rows);
+        detail::evaluate_data_query(q, table, row, impl_->options, def.name, scan, out.rows);
       } catch (const std::exception& e) {
         out.errors.push_back(def.name + ": " + e.what() + " (query: " + q.sql + ")");
       }

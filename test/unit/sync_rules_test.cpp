@@ -217,3 +217,33 @@ TEST(RowFromJsonText, RejectsNonObjects) {
     EXPECT_EQ(e.kind(), powersync::Error::Kind::InvalidInput);
   }
 }
+
+// Column positions are remembered per query from the last row: rows of other layouts (reordered,
+// missing or extra columns, names and values needing escapes) must give the same outputs anyway.
+TEST(SyncRulesApi, RowsOfChangingLayoutsEvaluateTheSame) {
+  std::vector<rules::RuleIssue> issues;
+  auto sync_rules = rules::SyncRules::parse(
+      "bucket_definitions:\n  by_owner:\n    parameters: SELECT request.user_id() AS o\n    data:\n"
+      "      - SELECT id, title, n FROM t WHERE owner = bucket.o\n"
+      "      - SELECT *, upper(title) AS title FROM t WHERE owner = bucket.o\n",
+      rules::ParseOptions{"1#", "public"}, issues);
+  ASSERT_TRUE(sync_rules) << issues.size();
+  const rules::SourceTable t{"public", "t"};
+  auto text = [](const char* s) { return rules::Value::text(s); };
+  auto eval = [&](const rules::Row& row) {
+    std::vector<std::string> out;
+    for (const auto& r : sync_rules->evaluate_row(t, row).rows) out.push_back(r.bucket + " " + r.id + " " + r.data);
+    return out;
+  };
+  using V = std::vector<std::string>;
+  const rules::Row a{{"id", text("1")}, {"owner", text("u1")}, {"title", text("x")}, {"n", rules::Value::integer(2)}};
+  EXPECT_EQ(eval(a), (V{"1#by_owner[\"u1\"] 1 {\"id\":\"1\",\"title\":\"x\",\"n\":2}",
+                        "1#by_owner[\"u1\"] 1 {\"id\":\"1\",\"owner\":\"u1\",\"title\":\"X\",\"n\":2}"}));
+  const rules::Row b{{"n", rules::Value::real(2)}, {"title", text("q\"t")}, {"owner", text("u\\2")}, {"id", text("2")}};
+  EXPECT_EQ(eval(b), (V{"1#by_owner[\"u\\\\2\"] 2 {\"id\":\"2\",\"title\":\"q\\\"t\",\"n\":2.0}",
+                        "1#by_owner[\"u\\\\2\"] 2 {\"n\":2.0,\"title\":\"Q\\\"T\",\"owner\":\"u\\\\2\",\"id\":\"2\"}"}));
+  const rules::Row c{{"id", text("3")}, {"owner", text("u1")}, {"a\nb", text("v")}};  // no title, no n
+  EXPECT_EQ(eval(c), (V{"1#by_owner[\"u1\"] 3 {\"id\":\"3\"}",
+                        "1#by_owner[\"u1\"] 3 {\"id\":\"3\",\"owner\":\"u1\",\"a\\nb\":\"v\",\"title\":null}"}));
+  EXPECT_EQ(eval(a), eval(a));
+}
