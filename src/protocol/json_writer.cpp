@@ -47,14 +47,7 @@ void append_escaped(std::string& out, unsigned char c) {
 // Position of the first byte needing an escape at or after `i` (s.size() if none). Scans eight
 // bytes at a time: most strings have nothing to escape.
 namespace {
-// True when one of the 8 bytes of `x` is a control character, '"' or '\\'.
-inline bool any_escape(uint64_t x) {
-  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
-  uint64_t control = (x - 0x20 * kOnes) & ~x & kHigh;  // some byte < 0x20
-  uint64_t q = x ^ (0x22 * kOnes), b = x ^ (0x5C * kOnes);
-  uint64_t quote = (q - kOnes) & ~q & kHigh, backslash = (b - kOnes) & ~b & kHigh;
-  return (control | quote | backslash) != 0;
-}
+inline bool any_escape(uint64_t x) { return word_needs_escape(x); }
 
 #if defined(__SSE2__)
 // 16 bytes at a time (SSE2 is part of the x86-64 baseline). Returns the first escape position in

@@ -67,6 +67,9 @@ std::optional<DataQuery> compile_data_query(const std::string& sql, const QueryC
   }
   q.bucket_parameters = bucket_parameters;
   for (const auto& p : bucket_parameters) q.bucket_keys.push_back("bucket." + p);
+  if (q.filter.match && q.filter.match->kind == MatchNode::Kind::Equals)
+    for (size_t i = 0; i < q.bucket_keys.size(); ++i)
+      if (q.bucket_keys[i] == q.filter.match->key) q.equals_key_index = static_cast<int>(i);
 
   bool has_id = false, has_star = false;
   for (const auto& item : stmt.columns) {
@@ -124,9 +127,6 @@ struct Field {
   const std::string* name;
   const Value* value;
   const std::string* json_key;  // pre-encoded `"name":` of explicit columns, null for `*` columns
-  // Indexes of the name and the value in the scanned source row, -1 when not from it.
-  int name_column;
-  int value_column;
 };
 
 // The fields of one output row: a reused per-thread array (evaluation is not re-entrant).
@@ -145,29 +145,39 @@ Field* find_field(Fields& fields, const std::string& name) {
   return nullptr;
 }
 
-bool is_clean(const std::string& s) { return protocol::next_escape(s, 0) == s.size(); }
-
-// memcpy of the short names and values of rows without a call (two overlapping loads/stores).
-inline char* copy_short(char* to, const std::string& s) {
+// Copies `s` to `to` word by word (no call: row names and values are short) and sets `dirty` when
+// some byte needs a JSON escape, so text is checked and copied in one pass. Reads and writes only
+// [s.data(), +n) and [to, +n): short tails use overlapping loads and stores.
+inline char* copy_checked(char* to, const std::string& s, bool& dirty) {
   const size_t n = s.size();
   const char* from = s.data();
-  if (n >= 8 && n <= 16) {
-    uint64_t a, b;
-    std::memcpy(&a, from, 8);
-    std::memcpy(&b, from + n - 8, 8);
-    std::memcpy(to, &a, 8);
-    std::memcpy(to + n - 8, &b, 8);
-  } else if (n >= 4 && n < 8) {
-    uint32_t a, b;
-    std::memcpy(&a, from, 4);
-    std::memcpy(&b, from + n - 4, 4);
-    std::memcpy(to, &a, 4);
-    std::memcpy(to + n - 4, &b, 4);
-  } else if (n < 4) {
-    for (size_t i = 0; i < n; ++i) to[i] = from[i];
-  } else {
-    std::memcpy(to, from, n);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x;
+    std::memcpy(&x, from + i, 8);
+    dirty |= protocol::word_needs_escape(x);
+    std::memcpy(to + i, &x, 8);
   }
+  if (i == n) return to + n;
+  uint64_t x;
+  if (n >= 8) {  // the last 8 bytes, overlapping copied ones
+    std::memcpy(&x, from + n - 8, 8);
+    std::memcpy(to + n - 8, &x, 8);
+  } else if (n >= 4) {  // 4-7 bytes: two overlapping 4-byte words
+    uint32_t lo, hi;
+    std::memcpy(&lo, from, 4);
+    std::memcpy(&hi, from + n - 4, 4);
+    std::memcpy(to, &lo, 4);
+    std::memcpy(to + n - 4, &hi, 4);
+    x = lo | static_cast<uint64_t>(hi) << 32;
+  } else {
+    x = 0x6161616161616161ull;  // 'a' padding
+    for (size_t k = 0; k < n; ++k) {
+      to[k] = from[k];
+      x = (x << 8) | static_cast<unsigned char>(from[k]);
+    }
+  }
+  dirty |= protocol::word_needs_escape(x);
   return to + n;
 }
 
@@ -187,22 +197,14 @@ int find_column_index(const Row& row, const std::string& name, const ColumnHint&
 void write_json(const Fields& fields, std::string& json, const Value*& id);
 
 // The common case of write_json in one allocation and raw copies: every name and TEXT value is free
-// of escapes. Returns false (having written nothing) otherwise.
-bool write_clean_json(const Fields& fields, const RowTextScan* scan, std::string& json, const Value*& id) {
-  size_t size = 1;  // '{'
+// of escapes. Returns false otherwise (`json` is then rewritten by write_json).
+bool write_clean_json(const Fields& fields, std::string& json, const Value*& id) {
+  size_t size = 1;  // '{'; the exact size if nothing needs escaping
   for (const auto& f : fields) {
     const Value& v = *f.value;
     if (v.is_blob()) continue;
-    if (f.json_key) {
-      size += f.json_key->size();
-    } else {
-      const bool scanned = scan && f.name_column >= 0;
-      if (!(scanned ? scan->name_clean(static_cast<size_t>(f.name_column)) : is_clean(*f.name))) return false;
-      size += f.name->size() + 3;
-    }
+    size += f.json_key ? f.json_key->size() : f.name->size() + 3;
     if (v.is_text()) {
-      const bool scanned = scan && f.value_column >= 0;
-      if (!(scanned ? scan->value_clean(static_cast<size_t>(f.value_column)) : is_clean(v.as_text()))) return false;
       size += v.as_text().size() + 2;
     } else if (v.is_integer()) {
       size += 20;  // at most 20 characters; trimmed below
@@ -218,6 +220,7 @@ bool write_clean_json(const Fields& fields, const RowTextScan* scan, std::string
   if (!on_stack) json.resize(size);
   char* const begin = on_stack ? stack : json.data();
   char* p = begin;
+  bool dirty = false;
   *p++ = '{';
   id = nullptr;
   for (const auto& f : fields) {
@@ -226,16 +229,17 @@ bool write_clean_json(const Fields& fields, const RowTextScan* scan, std::string
     if (f.name->size() == 2 && (*f.name)[0] == 'i' && (*f.name)[1] == 'd') id = &v;
     if (p != begin + 1) *p++ = ',';
     if (f.json_key) {
-      p = copy_short(p, *f.json_key);
+      bool encoded_key = false;  // escaped at compile time: its quotes and backslashes are wanted
+      p = copy_checked(p, *f.json_key, encoded_key);
     } else {
       *p++ = '"';
-      p = copy_short(p, *f.name);
+      p = copy_checked(p, *f.name, dirty);
       *p++ = '"';
       *p++ = ':';
     }
     if (v.is_text()) {
       *p++ = '"';
-      p = copy_short(p, v.as_text());
+      p = copy_checked(p, v.as_text(), dirty);
       *p++ = '"';
     } else if (v.is_integer()) {
       p = std::to_chars(p, p + 20, v.as_integer()).ptr;
@@ -246,17 +250,17 @@ bool write_clean_json(const Fields& fields, const RowTextScan* scan, std::string
       p += number.size();
     }
   }
+  if (dirty) return false;
   *p++ = '}';
-  if (on_stack) json.assign(stack, static_cast<size_t>(p - stack));
+  if (on_stack) json = std::string(stack, static_cast<size_t>(p - stack));  // lighter than assign()
   else json.resize(static_cast<size_t>(p - begin));
   return true;
 }
 
 // Applies the SELECT list (reference semantics: a later explicit column overwrites in place, `*`
 // never replaces a set value unless it is NULL and skips `_` columns; absent plain columns are
-// omitted) and writes the row JSON. Returns the object id. `scan` is null unless it covers `row`.
-std::string write_output(const DataQuery& q, const Row& row, const EvalContext& ctx, const RowTextScan* scan,
-                         std::string& json) {
+// omitted) and writes the row JSON. Returns the object id.
+std::string write_output(const DataQuery& q, const Row& row, const EvalContext& ctx, std::string& json) {
   // Per-thread scratch space: evaluation is not re-entrant, and this saves two allocations per row.
   thread_local std::vector<Value> computed;
   thread_local std::vector<Field> field_buffer;
@@ -267,17 +271,11 @@ std::string write_output(const DataQuery& q, const Row& row, const EvalContext& 
   for (const auto& col : q.columns) {
     if (col.kind == OutputColumn::Kind::Star) {
       const bool nothing_set = fields.count == 0;  // row column names are distinct: no lookups needed
-      for (size_t i = 0; i < row.size(); ++i) {
-        const Column& c = row[i];
+      for (const auto& c : row) {
         if (!c.name.empty() && c.name[0] == '_') continue;
-        const int at = static_cast<int>(i);
         Field* f = nothing_set ? nullptr : find_field(fields, c.name);
-        if (!f) {
-          fields.push_back(Field{&c.name, &c.value, nullptr, at, at});
-        } else if (f->value->is_null()) {
-          f->value = &c.value;
-          f->value_column = at;
-        }
+        if (!f) fields.push_back(Field{&c.name, &c.value, nullptr});
+        else if (f->value->is_null()) f->value = &c.value;
       }
       continue;
     }
@@ -297,15 +295,11 @@ std::string write_output(const DataQuery& q, const Row& row, const EvalContext& 
       computed.emplace_back();
       v = &col.expr->evaluate_ref(ctx, computed.back());
     }
-    if (Field* f = q.distinct_columns ? nullptr : find_field(fields, col.name)) {
-      f->value = v;
-      f->value_column = column;
-    } else {
-      fields.push_back(Field{&col.name, v, &col.json_key, -1, column});
-    }
+    if (Field* f = q.distinct_columns ? nullptr : find_field(fields, col.name)) f->value = v;
+    else fields.push_back(Field{&col.name, v, &col.json_key});
   }
   const Value* id = nullptr;
-  if (!write_clean_json(fields, scan, json, id)) write_json(fields, json, id);
+  if (!write_clean_json(fields, json, id)) write_json(fields, json, id);
   if (!id) return "";
   if (id->is_text()) return id->as_text();
   return cast_as_text(*id).value_or("");
@@ -339,28 +333,25 @@ void write_json(const Fields& fields, std::string& json, const Value*& id) {
 
 // `prefix + definition + [values...]` for the `n` values `values[0..n)`.
 std::string bucket_id_of(const std::string& prefix, const std::string& definition, const Value* const* values,
-                         size_t n, bool first_clean) {
-  if (n == 1 && values[0]->is_text() && first_clean) {
-    // The common `definition["value"]`: sized once, copied raw.
+                         size_t n) {
+  char stack[256];
+  if (n == 1 && values[0]->is_text() &&
+      prefix.size() + definition.size() + values[0]->as_text().size() + 4 <= sizeof stack) {
+    // The common `definition["value"]` without escapes: built here, copied out with one exact
+    // allocation.
     const std::string& v = values[0]->as_text();
-    const size_t size = prefix.size() + definition.size() + v.size() + 4;
-    char stack[256];  // built here, then copied with one exact allocation (resize would zero-fill)
-    std::string bucket;
-    if (size > sizeof stack) bucket.resize(size);
-    char* const begin = size > sizeof stack ? bucket.data() : stack;
-    char* p = begin;
+    char* p = stack;
     std::memcpy(p, prefix.data(), prefix.size());
     p += prefix.size();
     std::memcpy(p, definition.data(), definition.size());
     p += definition.size();
     *p++ = '[';
     *p++ = '"';
-    std::memcpy(p, v.data(), v.size());
-    p += v.size();
+    bool dirty = false;
+    p = copy_checked(p, v, dirty);
     *p++ = '"';
-    *p = ']';
-    if (begin == stack) bucket.assign(stack, size);
-    return bucket;
+    *p++ = ']';
+    if (!dirty) return std::string(stack, static_cast<size_t>(p - stack));
   }
   std::string bucket;
   bucket.reserve(prefix.size() + definition.size() + 2 + 16 * n);
@@ -391,8 +382,7 @@ size_t bucket_values(const DataQuery& q, const EvalContext& ctx, std::vector<Val
     const Value& v = m.row->evaluate_ref(ctx, scratch);
     if (v.is_null() || v.is_blob()) return 0;
     params.assign(n, &kNullValue);
-    for (size_t i = 0; i < n; ++i)
-      if (q.bucket_keys[i] == m.key) params[i] = &v;
+    if (q.equals_key_index >= 0) params[static_cast<size_t>(q.equals_key_index)] = &v;
     return 1;
   }
   std::vector<Assignment> assignments = filter_row(m, ctx);
@@ -406,25 +396,10 @@ size_t bucket_values(const DataQuery& q, const EvalContext& ctx, std::vector<Val
   return assignments.size();
 }
 
-// Whether the single bucket parameter value `v` needs no escaping; row values use `scan`.
-bool bucket_value_clean(const Value& v, const Row& row, const RowTextScan* scan) {
-  if (scan)
-    for (size_t i = 0; i < row.size(); ++i)
-      if (&row[i].value == &v) return scan->value_clean(i);
-  return is_clean(v.as_text());
-}
-
 }  // namespace
 
-bool RowTextScan::scan(size_t column, int shift) const {
-  const Column& c = (*row_)[column];
-  const bool ok = is_clean(shift == 0 ? c.name : c.value.as_text());
-  if (column < kColumns) state_[column] = static_cast<uint8_t>(state_[column] | ((ok ? 3u : 1u) << shift));
-  return ok;
-}
-
 void evaluate_data_query(const DataQuery& q, const SourceTable& table, const Row& row, const ParseOptions& options,
-                         const std::string& definition, RowTextScan& scan, std::vector<EvaluatedRow>& out) {
+                         const std::string& definition, std::vector<EvaluatedRow>& out) {
   const Row* source = &row;
   Row with_suffix;
   if (q.wildcard_table) {
@@ -433,7 +408,6 @@ void evaluate_data_query(const DataQuery& q, const SourceTable& table, const Row
     with_suffix.push_back(Column{"_table_suffix", Value::text(table.name.substr(std::min(prefix.size(), table.name.size())))});
     source = &with_suffix;
   }
-  const RowTextScan* scanned = scan.row() == source ? &scan : nullptr;
   EvalContext ctx;
   ctx.row = source;
   // Evaluation is not re-entrant: reuse the buffers.
@@ -443,21 +417,14 @@ void evaluate_data_query(const DataQuery& q, const SourceTable& table, const Row
   const size_t count = bucket_values(q, ctx, owned, params, scratch);
   if (count == 0) return;
   const size_t n = q.bucket_parameters.size();
-  EvaluatedRow result;
-  result.id = write_output(q, *source, ctx, scanned, result.data);
-  result.table = q.output_name.empty() ? table.name : q.output_name;
+  std::string data;
+  std::string id = write_output(q, *source, ctx, data);  // may throw: nothing added to `out` yet
+  const std::string& table_name = q.output_name.empty() ? table.name : q.output_name;
   for (size_t a = 0; a < count; ++a) {
     const Value* const* values = params.data() + a * n;
-    const bool first_clean = n == 1 && values[0]->is_text() && bucket_value_clean(*values[0], *source, scanned);
-    std::string bucket = bucket_id_of(options.bucket_prefix, definition, values, n, first_clean);
-    if (a + 1 == count) {
-      result.bucket = std::move(bucket);
-      out.push_back(std::move(result));
-    } else {
-      EvaluatedRow copy = result;
-      copy.bucket = std::move(bucket);
-      out.push_back(std::move(copy));
-    }
+    std::string bucket = bucket_id_of(options.bucket_prefix, definition, values, n);
+    if (a + 1 == count) out.push_back(EvaluatedRow{std::move(bucket), table_name, std::move(id), std::move(data)});
+    else out.push_back(EvaluatedRow{std::move(bucket), table_name, id, data});
   }
 }
 

@@ -36,24 +36,6 @@ struct ColumnHint {
   }
 };
 
-// Escape-scan results (protocol::next_escape) of one source row's column names and TEXT values,
-// shared by the data queries of one evaluate_row call: each text is scanned once, not per query.
-class RowTextScan {
- public:
-  explicit RowTextScan(const Row& row) : row_(&row) {}
-  bool name_clean(size_t column) const { return known(column, 1u) ? (state_[column] & 2u) != 0 : scan(column, 0); }
-  // The value must be TEXT.
-  bool value_clean(size_t column) const { return known(column, 4u) ? (state_[column] & 8u) != 0 : scan(column, 2); }
-  const Row* row() const { return row_; }
-
- private:
-  bool known(size_t column, unsigned bit) const { return column < kColumns && (state_[column] & bit) != 0; }
-  bool scan(size_t column, int shift) const;
-  static constexpr size_t kColumns = 64;  // wider rows: columns past this are scanned every time
-  const Row* row_;
-  mutable uint8_t state_[kColumns] = {};  // per column, 2 bits each for name and value: known, clean
-};
-
 struct OutputColumn {
   enum class Kind { Expression, Star };
   Kind kind = Kind::Expression;
@@ -74,6 +56,7 @@ struct DataQuery {
   Clause filter;                             // a Match clause
   std::vector<std::string> bucket_parameters;  // of the definition, in bucket id order
   std::vector<std::string> bucket_keys;        // "bucket.<name>" for each of them
+  int equals_key_index = -1;                   // filter `column = bucket.p`: index of p in bucket_keys
 };
 
 struct ParameterQuery {
@@ -109,7 +92,7 @@ SelectParseResult parse_query(const std::string& sql);
 
 // Evaluation.
 void evaluate_data_query(const DataQuery& q, const SourceTable& table, const Row& row, const ParseOptions& options,
-                         const std::string& definition, RowTextScan& scan, std::vector<EvaluatedRow>& out);
+                         const std::string& definition, std::vector<EvaluatedRow>& out);
 void evaluate_parameter_query(const ParameterQuery& q, const std::string& definition, const Row& row,
                               std::vector<EvaluatedParameters>& out);
 // Static and table-valued queries: bucket ids of a request.

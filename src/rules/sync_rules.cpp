@@ -3,6 +3,7 @@
 #include "powersync/rules/sync_rules.h"
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 #include "powersync/error.h"
@@ -16,7 +17,7 @@ namespace {
 bool matches_pattern(const std::string& pattern, std::string_view value) {
   if (!pattern.empty() && pattern.back() == '%')
     return value.substr(0, pattern.size() - 1) == std::string_view(pattern).substr(0, pattern.size() - 1);
-  return pattern == value;
+  return pattern.size() == value.size() && std::memcmp(pattern.data(), value.data(), value.size()) == 0;
 }
 
 }  // namespace
@@ -203,12 +204,11 @@ bool SyncRules::is_parameter_table(const SourceTable& table) const {
 RowEvaluation SyncRules::evaluate_row(const SourceTable& table, const Row& row) const {
   RowEvaluation out;
   out.rows.reserve(4);
-  detail::RowTextScan scan(row);
   for (const auto& def : impl_->definitions) {
     for (const auto& q : def.data_queries) {
       if (!q.table.matches(table.schema, table.name)) continue;
       try {
-        detail::evaluate_data_query(q, table, row, impl_->options, def.name, scan, out.rows);
+        detail::evaluate_data_query(q, table, row, impl_->options, def.name, out.rows);
       } catch (const std::exception& e) {
         out.errors.push_back(def.name + ": " + e.what() + " (query: " + q.sql + ")");
       }

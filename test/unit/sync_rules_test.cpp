@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "powersync/error.h"
+#include "powersync/protocol/json_writer.h"
 #include "powersync/rules/sync_rules.h"
 
 namespace rules = powersync::rules;
@@ -246,4 +247,34 @@ TEST(SyncRulesApi, RowsOfChangingLayoutsEvaluateTheSame) {
   EXPECT_EQ(eval(c), (V{"1#by_owner[\"u1\"] 3 {\"id\":\"3\"}",
                         "1#by_owner[\"u1\"] 3 {\"id\":\"3\",\"owner\":\"u1\",\"a\\nb\":\"v\",\"title\":null}"}));
   EXPECT_EQ(eval(a), eval(a));
+}
+
+// The one-pass copy-and-check JSON writing of rows and bucket ids equals the general encoders on
+// texts of every length with and without bytes needing escapes anywhere.
+TEST(SyncRulesApi, RowJsonAndBucketIdsMatchTheGeneralEncoders) {
+  std::vector<rules::RuleIssue> issues;
+  auto sync_rules = rules::SyncRules::parse(
+      "bucket_definitions:\n  by_v:\n    parameters: SELECT request.user_id() AS v\n    data:\n"
+      "      - SELECT * FROM t WHERE v = bucket.v\n",
+      rules::ParseOptions{"1#", "public"}, issues);
+  ASSERT_TRUE(sync_rules);
+  uint32_t seed = 7;
+  auto next = [&seed]() { return seed = seed * 1103515245u + 12345u; };
+  const char interesting[] = {'a', 'b', ' ', '"', '\\', '\n', '\x01', '\x7f', '\xc3', '\xa9', 'z'};
+  auto text = [&](size_t len, bool clean) {
+    std::string s;
+    for (size_t i = 0; i < len; ++i) s.push_back(clean ? static_cast<char>('a' + next() % 26) : interesting[(next() >> 8) % sizeof interesting]);
+    return s;
+  };
+  for (int round = 0; round < 600; ++round) {
+    const bool clean = round % 3 != 0;
+    rules::Row row{{"id", rules::Value::text(text(round % 20, true))},
+                   {text(round % 41, clean), rules::Value::text(text((round * 7) % 43, clean))},
+                   {"v", rules::Value::text(text((round * 3) % 37, clean))}};
+    if (row[1].name == "id" || row[1].name == "v" || (!row[1].name.empty() && row[1].name[0] == '_')) continue;
+    auto result = sync_rules->evaluate_row(rules::SourceTable{"public", "t"}, row);
+    ASSERT_EQ(result.rows.size(), 1u) << round;
+    EXPECT_EQ(result.rows[0].data, powersync::protocol::encode_row_json(row)) << round;
+    EXPECT_EQ(result.rows[0].bucket, powersync::protocol::bucket_id("1#", "by_v", {row[2].value})) << round;
+  }
 }
