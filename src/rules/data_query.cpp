@@ -148,6 +148,9 @@ Field* find_field(Fields& fields, const std::string& name) {
 // Copies `s` to `to` word by word (no call: row names and values are short) and sets `dirty` when
 // some byte needs a JSON escape, so text is checked and copied in one pass. Reads and writes only
 // [s.data(), +n) and [to, +n): short tails use overlapping loads and stores.
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
 inline char* copy_checked(char* to, const std::string& s, bool& dirty) {
   const size_t n = s.size();
   const char* from = s.data();
