@@ -7,6 +7,10 @@
 #include <cstdio>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace powersync::protocol {
 
 namespace {
@@ -43,17 +47,33 @@ void append_escaped(std::string& out, unsigned char c) {
 // Position of the first byte needing an escape at or after `i` (s.size() if none). Scans eight
 // bytes at a time: most strings have nothing to escape.
 namespace {
-// True when one of the 8 bytes of `x` is a control character, '"' or '\\'.
-inline bool any_escape(uint64_t x) {
-  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
-  uint64_t control = (x - 0x20 * kOnes) & ~x & kHigh;  // some byte < 0x20
-  uint64_t q = x ^ (0x22 * kOnes), b = x ^ (0x5C * kOnes);
-  uint64_t quote = (q - kOnes) & ~q & kHigh, backslash = (b - kOnes) & ~b & kHigh;
-  return (control | quote | backslash) != 0;
+inline bool any_escape(uint64_t x) { return word_needs_escape(x); }
+
+#if defined(__SSE2__)
+// 16 bytes at a time (SSE2 is part of the x86-64 baseline). Returns the first escape position in
+// [i, s.size()), s.size() if none; s.size() - i must be at least 16. The last block overlaps bytes
+// already found clean, so the first flagged byte in it is still the first escape at or after `i`.
+size_t next_escape_sse2(std::string_view s, size_t i) {
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), max_control = _mm_set1_epi8(0x1f);
+  auto escapes = [&](size_t at) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + at));
+    const __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(x, max_control), x);  // unsigned x <= 0x1f
+    return _mm_movemask_epi8(_mm_or_si128(control, _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash))));
+  };
+  for (; i + 16 <= s.size(); i += 16)
+    if (int mask = escapes(i)) return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+  if (i == s.size()) return i;
+  const size_t last = s.size() - 16;
+  int mask = escapes(last);
+  return mask ? last + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask))) : s.size();
 }
+#endif
 }  // namespace
 
 size_t next_escape(std::string_view s, size_t i) {
+#if defined(__SSE2__)
+  if (i < s.size() && s.size() - i >= 16) return next_escape_sse2(s, i);
+#endif
   for (; i + 8 <= s.size(); i += 8) {
     uint64_t x;
     std::memcpy(&x, s.data() + i, 8);

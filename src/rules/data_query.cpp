@@ -67,6 +67,9 @@ std::optional<DataQuery> compile_data_query(const std::string& sql, const QueryC
   }
   q.bucket_parameters = bucket_parameters;
   for (const auto& p : bucket_parameters) q.bucket_keys.push_back("bucket." + p);
+  if (q.filter.match && q.filter.match->kind == MatchNode::Kind::Equals)
+    for (size_t i = 0; i < q.bucket_keys.size(); ++i)
+      if (q.bucket_keys[i] == q.filter.match->key) q.equals_key_index = static_cast<int>(i);
 
   bool has_id = false, has_star = false;
   for (const auto& item : stmt.columns) {
@@ -102,6 +105,10 @@ std::optional<DataQuery> compile_data_query(const std::string& sql, const QueryC
     if (col.name == "id") has_id = true;
     q.columns.push_back(std::move(col));
   }
+  q.distinct_columns = !has_star;
+  for (size_t i = 0; i < q.columns.size() && q.distinct_columns; ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (q.columns[j].name == q.columns[i].name) q.distinct_columns = false;
   if (!has_id && !has_star) {
     issues.push_back(QueryIssue{RuleIssue::Severity::Error, "Query must return an \"id\" column",
                                 stmt.columns.empty() ? stmt.offset : stmt.columns.front().offset});
@@ -112,6 +119,8 @@ std::optional<DataQuery> compile_data_query(const std::string& sql, const QueryC
 
 namespace {
 
+const Value kNullValue;
+
 // One output field: name and value point into the query, the source row or `computed`; nothing is
 // copied until the JSON is written.
 struct Field {
@@ -120,29 +129,85 @@ struct Field {
   const std::string* json_key;  // pre-encoded `"name":` of explicit columns, null for `*` columns
 };
 
-Field* find_field(std::vector<Field>& fields, const std::string& name) {
-  for (auto& f : fields)
-    if (*f.name == name) return &f;
+// The fields of one output row: a reused per-thread array (evaluation is not re-entrant).
+struct Fields {
+  Field* data;
+  size_t count;
+  const Field* begin() const { return data; }
+  const Field* end() const { return data + count; }
+  size_t size() const { return count; }
+  void push_back(const Field& f) { data[count++] = f; }
+};
+
+Field* find_field(Fields& fields, const std::string& name) {
+  for (size_t i = 0; i < fields.count; ++i)
+    if (*fields.data[i].name == name) return &fields.data[i];
   return nullptr;
 }
 
-void write_json(const std::vector<Field>& fields, std::string& json, const Value*& id);
+// Copies `s` to `to` word by word (no call: row names and values are short) and sets `dirty` when
+// some byte needs a JSON escape, so text is checked and copied in one pass. Reads and writes only
+// [s.data(), +n) and [to, +n): short tails use overlapping loads and stores.
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+inline char* copy_checked(char* to, const std::string& s, bool& dirty) {
+  const size_t n = s.size();
+  const char* from = s.data();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x;
+    std::memcpy(&x, from + i, 8);
+    dirty |= protocol::word_needs_escape(x);
+    std::memcpy(to + i, &x, 8);
+  }
+  if (i == n) return to + n;
+  uint64_t x;
+  if (n >= 8) {  // the last 8 bytes, overlapping copied ones
+    std::memcpy(&x, from + n - 8, 8);
+    std::memcpy(to + n - 8, &x, 8);
+  } else if (n >= 4) {  // 4-7 bytes: two overlapping 4-byte words
+    uint32_t lo, hi;
+    std::memcpy(&lo, from, 4);
+    std::memcpy(&hi, from + n - 4, 4);
+    std::memcpy(to, &lo, 4);
+    std::memcpy(to + n - 4, &hi, 4);
+    x = lo | static_cast<uint64_t>(hi) << 32;
+  } else {
+    x = 0x6161616161616161ull;  // 'a' padding
+    for (size_t k = 0; k < n; ++k) {
+      to[k] = from[k];
+      x = (x << 8) | static_cast<unsigned char>(from[k]);
+    }
+  }
+  dirty |= protocol::word_needs_escape(x);
+  return to + n;
+}
+
+// Position of `name` in `row` (-1 if absent), trying the hinted position first.
+int find_column_index(const Row& row, const std::string& name, const ColumnHint& hint) {
+  const uint32_t h = hint.index.load(std::memory_order_relaxed);
+  if (h < row.size() && row[h].name == name) return static_cast<int>(h);
+  for (size_t i = 0; i < row.size(); ++i) {
+    if (row[i].name == name) {
+      hint.index.store(static_cast<uint32_t>(i), std::memory_order_relaxed);
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
+
+void write_json(const Fields& fields, std::string& json, const Value*& id);
 
 // The common case of write_json in one allocation and raw copies: every name and TEXT value is free
-// of escapes. Returns false (having written nothing) otherwise.
-bool write_clean_json(const std::vector<Field>& fields, std::string& json, const Value*& id) {
-  size_t size = 1;  // '{'
+// of escapes. Returns false otherwise (`json` is then rewritten by write_json).
+bool write_clean_json(const Fields& fields, std::string& json, const Value*& id) {
+  size_t size = 1;  // '{'; the exact size if nothing needs escaping
   for (const auto& f : fields) {
     const Value& v = *f.value;
     if (v.is_blob()) continue;
-    if (f.json_key) {
-      size += f.json_key->size();
-    } else {
-      if (protocol::next_escape(*f.name, 0) != f.name->size()) return false;
-      size += f.name->size() + 3;
-    }
+    size += f.json_key ? f.json_key->size() : f.name->size() + 3;
     if (v.is_text()) {
-      if (protocol::next_escape(v.as_text(), 0) != v.as_text().size()) return false;
       size += v.as_text().size() + 2;
     } else if (v.is_integer()) {
       size += 20;  // at most 20 characters; trimmed below
@@ -151,30 +216,33 @@ bool write_clean_json(const std::vector<Field>& fields, std::string& json, const
     }
     size += 1;  // ',' or '}'
   }
-  json.clear();
-  json.resize(size);
-  char* p = json.data();
+  // Written into a stack buffer when it fits, then copied into `json` with one exact allocation
+  // (resizing `json` first would zero-fill it).
+  char stack[1024];
+  const bool on_stack = size <= sizeof stack;
+  if (!on_stack) json.resize(size);
+  char* const begin = on_stack ? stack : json.data();
+  char* p = begin;
+  bool dirty = false;
   *p++ = '{';
   id = nullptr;
   for (const auto& f : fields) {
     const Value& v = *f.value;
     if (v.is_blob()) continue;
     if (f.name->size() == 2 && (*f.name)[0] == 'i' && (*f.name)[1] == 'd') id = &v;
-    if (p != json.data() + 1) *p++ = ',';
+    if (p != begin + 1) *p++ = ',';
     if (f.json_key) {
-      std::memcpy(p, f.json_key->data(), f.json_key->size());
-      p += f.json_key->size();
+      bool encoded_key = false;  // escaped at compile time: its quotes and backslashes are wanted
+      p = copy_checked(p, *f.json_key, encoded_key);
     } else {
       *p++ = '"';
-      std::memcpy(p, f.name->data(), f.name->size());
-      p += f.name->size();
+      p = copy_checked(p, *f.name, dirty);
       *p++ = '"';
       *p++ = ':';
     }
     if (v.is_text()) {
       *p++ = '"';
-      std::memcpy(p, v.as_text().data(), v.as_text().size());
-      p += v.as_text().size();
+      p = copy_checked(p, v.as_text(), dirty);
       *p++ = '"';
     } else if (v.is_integer()) {
       p = std::to_chars(p, p + 20, v.as_integer()).ptr;
@@ -185,8 +253,10 @@ bool write_clean_json(const std::vector<Field>& fields, std::string& json, const
       p += number.size();
     }
   }
+  if (dirty) return false;
   *p++ = '}';
-  json.resize(static_cast<size_t>(p - json.data()));
+  if (on_stack) json = std::string(stack, static_cast<size_t>(p - stack));  // lighter than assign()
+  else json.resize(static_cast<size_t>(p - begin));
   return true;
 }
 
@@ -196,39 +266,39 @@ bool write_clean_json(const std::vector<Field>& fields, std::string& json, const
 std::string write_output(const DataQuery& q, const Row& row, const EvalContext& ctx, std::string& json) {
   // Per-thread scratch space: evaluation is not re-entrant, and this saves two allocations per row.
   thread_local std::vector<Value> computed;
-  thread_local std::vector<Field> fields;
+  thread_local std::vector<Field> field_buffer;
   computed.clear();
-  fields.clear();
   computed.reserve(q.columns.size());  // stable addresses for Field::value
-  fields.reserve(row.size() + q.columns.size());
+  if (field_buffer.size() < row.size() + q.columns.size()) field_buffer.resize(row.size() + q.columns.size());
+  Fields fields{field_buffer.data(), 0};
   for (const auto& col : q.columns) {
     if (col.kind == OutputColumn::Kind::Star) {
-      const bool nothing_set = fields.empty();  // row column names are distinct: no lookups needed
+      const bool nothing_set = fields.count == 0;  // row column names are distinct: no lookups needed
       for (const auto& c : row) {
         if (!c.name.empty() && c.name[0] == '_') continue;
-        if (nothing_set) {
-          fields.push_back(Field{&c.name, &c.value, nullptr});
-          continue;
-        }
-        Field* f = find_field(fields, c.name);
+        Field* f = nothing_set ? nullptr : find_field(fields, c.name);
         if (!f) fields.push_back(Field{&c.name, &c.value, nullptr});
         else if (f->value->is_null()) f->value = &c.value;
       }
       continue;
     }
     const Value* v;
+    int column = -1;
     if (!col.bare_column.empty()) {
-      v = find_column(row, col.bare_column);
-      if (!v) {  // undefined in the reference: omitted from the JSON
-        fields.erase(std::remove_if(fields.begin(), fields.end(), [&](const Field& f) { return *f.name == col.name; }),
-                     fields.end());
+      column = find_column_index(row, col.bare_column, col.bare_hint);
+      if (column < 0) {  // undefined in the reference: omitted from the JSON
+        if (q.distinct_columns) continue;
+        Field* kept = std::remove_if(fields.data, fields.data + fields.count,
+                                     [&](const Field& f) { return *f.name == col.name; });
+        fields.count = static_cast<size_t>(kept - fields.data);
         continue;
       }
+      v = &row[static_cast<size_t>(column)].value;
     } else {
-      computed.push_back(col.expr->evaluate(ctx));
-      v = &computed.back();
+      computed.emplace_back();
+      v = &col.expr->evaluate_ref(ctx, computed.back());
     }
-    if (Field* f = find_field(fields, col.name)) f->value = v;
+    if (Field* f = q.distinct_columns ? nullptr : find_field(fields, col.name)) f->value = v;
     else fields.push_back(Field{&col.name, v, &col.json_key});
   }
   const Value* id = nullptr;
@@ -242,7 +312,7 @@ std::string write_output(const DataQuery& q, const Row& row, const EvalContext& 
 
 namespace {
 
-void write_json(const std::vector<Field>& fields, std::string& json, const Value*& id) {
+void write_json(const Fields& fields, std::string& json, const Value*& id) {
   json.clear();
   json.reserve(64 + 24 * fields.size());
   json.push_back('{');
@@ -264,63 +334,68 @@ void write_json(const std::vector<Field>& fields, std::string& json, const Value
   json.push_back('}');
 }
 
-// Appends `prefix + definition + [values...]` for the `n` values starting at `values`.
-std::string bucket_id_of(const std::string& prefix, const std::string& definition, const Value* values, size_t n) {
-  std::string bucket;
-  if (n == 1 && values[0].is_text() &&
-      protocol::next_escape(values[0].as_text(), 0) == values[0].as_text().size()) {
-    // The common `definition["value"]`: sized once, copied raw.
-    const std::string& v = values[0].as_text();
-    bucket.resize(prefix.size() + definition.size() + v.size() + 4);
-    char* p = bucket.data();
+// `prefix + definition + [values...]` for the `n` values `values[0..n)`.
+std::string bucket_id_of(const std::string& prefix, const std::string& definition, const Value* const* values,
+                         size_t n) {
+  char stack[256];
+  if (n == 1 && values[0]->is_text() &&
+      prefix.size() + definition.size() + values[0]->as_text().size() + 4 <= sizeof stack) {
+    // The common `definition["value"]` without escapes: built here, copied out with one exact
+    // allocation.
+    const std::string& v = values[0]->as_text();
+    char* p = stack;
     std::memcpy(p, prefix.data(), prefix.size());
     p += prefix.size();
     std::memcpy(p, definition.data(), definition.size());
     p += definition.size();
     *p++ = '[';
     *p++ = '"';
-    std::memcpy(p, v.data(), v.size());
-    p += v.size();
+    bool dirty = false;
+    p = copy_checked(p, v, dirty);
     *p++ = '"';
-    *p = ']';
-    return bucket;
+    *p++ = ']';
+    if (!dirty) return std::string(stack, static_cast<size_t>(p - stack));
   }
+  std::string bucket;
   bucket.reserve(prefix.size() + definition.size() + 2 + 16 * n);
   bucket.append(prefix).append(definition).push_back('[');
   for (size_t i = 0; i < n; ++i) {
     if (i) bucket.push_back(',');
-    protocol::append_json_value(bucket, values[i], protocol::RealFormat::Plain);
+    protocol::append_json_value(bucket, *values[i], protocol::RealFormat::Plain);
   }
   bucket.push_back(']');
   return bucket;
 }
 
-// The bucket parameter values of each way the WHERE clause holds, flattened into `values`
-// (assignment a at [a * n, (a + 1) * n)); returns the number of assignments. The two most common
-// shapes (a row filter, one `column = bucket.p`) skip the general assignment machinery.
-size_t bucket_values(const DataQuery& q, const EvalContext& ctx, std::vector<Value>& values) {
+// The bucket parameter values of each way the WHERE clause holds, as pointers into `owned`, the
+// row or `scratch`, flattened into `params` (assignment a at [a * n, (a + 1) * n)); returns the
+// number of assignments. The two most common shapes (a row filter, one `column = bucket.p`) skip
+// the general assignment machinery and copy nothing.
+size_t bucket_values(const DataQuery& q, const EvalContext& ctx, std::vector<Value>& owned,
+                     std::vector<const Value*>& params, Value& scratch) {
   const MatchNode& m = *q.filter.match;
   const size_t n = q.bucket_parameters.size();
-  values.clear();
+  params.clear();
   if (m.kind == MatchNode::Kind::RowFilter) {
     if (m.row && !m.row->evaluate_truthy(ctx)) return 0;
-    values.resize(n);
+    params.assign(n, &kNullValue);
     return 1;
   }
   if (m.kind == MatchNode::Kind::Equals) {
-    Value v = m.row->evaluate(ctx);
+    const Value& v = m.row->evaluate_ref(ctx, scratch);
     if (v.is_null() || v.is_blob()) return 0;
-    values.resize(n);
-    for (size_t i = 0; i < n; ++i)
-      if (q.bucket_keys[i] == m.key) values[i] = std::move(v);
+    params.assign(n, &kNullValue);
+    if (q.equals_key_index >= 0) params[static_cast<size_t>(q.equals_key_index)] = &v;
     return 1;
   }
   std::vector<Assignment> assignments = filter_row(m, ctx);
-  values.resize(n * assignments.size());  // a parameter an assignment lacks serializes as null
+  owned.clear();
+  owned.resize(n * assignments.size());  // a parameter an assignment lacks serializes as null
   for (size_t a = 0; a < assignments.size(); ++a)
     for (size_t i = 0; i < n; ++i)
       for (auto& [key, value] : assignments[a])
-        if (key == q.bucket_keys[i]) values[a * n + i] = std::move(value);
+        if (key == q.bucket_keys[i]) owned[a * n + i] = std::move(value);
+  for (const auto& v : owned) params.push_back(&v);
   return assignments.size();
 }
 
@@ -338,23 +413,21 @@ void evaluate_data_query(const DataQuery& q, const SourceTable& table, const Row
   }
   EvalContext ctx;
   ctx.row = source;
-  thread_local std::vector<Value> values;  // evaluation is not re-entrant: reuse the buffer
-  const size_t count = bucket_values(q, ctx, values);
+  // Evaluation is not re-entrant: reuse the buffers.
+  thread_local std::vector<Value> owned;
+  thread_local std::vector<const Value*> params;
+  Value scratch;
+  const size_t count = bucket_values(q, ctx, owned, params, scratch);
   if (count == 0) return;
   const size_t n = q.bucket_parameters.size();
-  EvaluatedRow result;
-  result.id = write_output(q, *source, ctx, result.data);
-  result.table = q.output_name.empty() ? table.name : q.output_name;
+  std::string data;
+  std::string id = write_output(q, *source, ctx, data);  // may throw: nothing added to `out` yet
+  const std::string& table_name = q.output_name.empty() ? table.name : q.output_name;
   for (size_t a = 0; a < count; ++a) {
-    std::string bucket = bucket_id_of(options.bucket_prefix, definition, values.data() + a * n, n);
-    if (a + 1 == count) {
-      result.bucket = std::move(bucket);
-      out.push_back(std::move(result));
-    } else {
-      EvaluatedRow copy = result;
-      copy.bucket = std::move(bucket);
-      out.push_back(std::move(copy));
-    }
+    const Value* const* values = params.data() + a * n;
+    std::string bucket = bucket_id_of(options.bucket_prefix, definition, values, n);
+    if (a + 1 == count) out.push_back(EvaluatedRow{std::move(bucket), table_name, std::move(id), std::move(data)});
+    else out.push_back(EvaluatedRow{std::move(bucket), table_name, id, data});
   }
 }
 

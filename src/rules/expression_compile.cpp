@@ -307,6 +307,10 @@ Value Expression::evaluate(const EvalContext& ctx) const {
   return v;
 }
 
+const Value& Expression::evaluate_ref(const EvalContext& ctx, Value& scratch) const {
+  return detail::evaluate(*root_, ctx, scratch);
+}
+
 bool Expression::evaluate_truthy(const EvalContext& ctx) const {
   Value scratch;
   return is_truthy(detail::evaluate(*root_, ctx, scratch));

@@ -81,6 +81,10 @@ const Value& cast(const Node& n, const EvalContext& ctx, Value& scratch) {
   if (v.is_null()) return kNull;
   switch (n.cast) {
     case CastType::Text:
+      if (v.is_text() && &v == &t) {  // the operand's own temporary: it must outlive this call
+        scratch = std::move(t);
+        return scratch;
+      }
       if (v.is_text()) return v;
       scratch = Value::text(sql::to_text(v));
       break;

@@ -1,6 +1,8 @@
 // Compiled data queries and parameter queries of one bucket definition (spec §4.3, §4.4, §4.8).
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +24,18 @@ struct QueryContext {
   const ParseOptions* options = nullptr;
 };
 
+// Index where a column was found in the last row: rows of one table usually share a layout, so
+// the name is then compared once instead of against every column before it.
+struct ColumnHint {
+  mutable std::atomic<uint32_t> index{0};
+  ColumnHint() = default;
+  ColumnHint(const ColumnHint& o) : index(o.index.load(std::memory_order_relaxed)) {}
+  ColumnHint& operator=(const ColumnHint& o) {
+    index.store(o.index.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    return *this;
+  }
+};
+
 struct OutputColumn {
   enum class Kind { Expression, Star };
   Kind kind = Kind::Expression;
@@ -29,6 +43,7 @@ struct OutputColumn {
   std::string json_key;  // `"name":` JSON-encoded once at compile time
   std::shared_ptr<Expression> expr;
   std::string bare_column;  // set when the expression is a plain column: absent columns are omitted
+  ColumnHint bare_hint;     // where bare_column was last found
 };
 
 struct DataQuery {
@@ -37,9 +52,11 @@ struct DataQuery {
   std::string output_name;   // alias, else table name; empty for an unaliased wildcard table
   bool wildcard_table = false;
   std::vector<OutputColumn> columns;
+  bool distinct_columns = false;  // no `*` and no output name twice: no field lookups by name needed
   Clause filter;                             // a Match clause
   std::vector<std::string> bucket_parameters;  // of the definition, in bucket id order
   std::vector<std::string> bucket_keys;        // "bucket.<name>" for each of them
+  int equals_key_index = -1;                   // filter `column = bucket.p`: index of p in bucket_keys
 };
 
 struct ParameterQuery {

@@ -3,6 +3,7 @@
 #include "powersync/rules/sync_rules.h"
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 #include "powersync/error.h"
@@ -16,7 +17,7 @@ namespace {
 bool matches_pattern(const std::string& pattern, std::string_view value) {
   if (!pattern.empty() && pattern.back() == '%')
     return value.substr(0, pattern.size() - 1) == std::string_view(pattern).substr(0, pattern.size() - 1);
-  return pattern == value;
+  return pattern.size() == value.size() && std::memcmp(pattern.data(), value.data(), value.size()) == 0;
 }
 
 }  // namespace

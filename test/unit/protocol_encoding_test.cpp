@@ -83,6 +83,24 @@ TEST(JsonString, WordAtATimeScanMatchesBytewiseEscaping) {
   }
 }
 
+// Mostly clean strings of every length up to 70 (16-byte blocks, overlapping tails) with one
+// escape-worthy byte at every position, scanned from every start offset.
+TEST(JsonString, NextEscapeFindsTheFirstEscapeFromEveryOffset) {
+  const unsigned char dirty[] = {0, 0x1f, '"', '\\', '\n'};
+  const unsigned char clean[] = {'a', 0x20, 0x7f, 0x80, 0xff, 0x21, 0x5b, 0x5d, 0xc3};
+  for (size_t len = 0; len <= 70; ++len) {
+    for (size_t at = 0; at <= len; ++at) {  // at == len: no escape at all
+      std::string s;
+      for (size_t i = 0; i < len; ++i) s.push_back(static_cast<char>(clean[(i * 7 + len) % sizeof clean]));
+      if (at < len) s[at] = static_cast<char>(dirty[(at + len) % sizeof dirty]);
+      for (size_t from = 0; from <= len; ++from) {
+        const size_t expected = from <= at ? at : len;
+        ASSERT_EQ(next_escape(s, from), expected) << "len " << len << " escape at " << at << " from " << from;
+      }
+    }
+  }
+}
+
 TEST(RowJson, KeepsOrderDropsBlobsAndMarksIntegralReals) {
   rules::Row row = {{"id", Value::text("t1")},      {"n", Value::integer(9007199254740993)},
                     {"r", Value::real(314.0)},      {"f", Value::real(3.14)},

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "powersync/error.h"
+#include "powersync/protocol/json_writer.h"
 #include "powersync/rules/sync_rules.h"
 
 namespace rules = powersync::rules;
@@ -215,5 +216,65 @@ TEST(RowFromJsonText, RejectsNonObjects) {
     rules::row_from_json_text("5");
   } catch (const powersync::Error& e) {
     EXPECT_EQ(e.kind(), powersync::Error::Kind::InvalidInput);
+  }
+}
+
+// Column positions are remembered per query from the last row: rows of other layouts (reordered,
+// missing or extra columns, names and values needing escapes) must give the same outputs anyway.
+TEST(SyncRulesApi, RowsOfChangingLayoutsEvaluateTheSame) {
+  std::vector<rules::RuleIssue> issues;
+  auto sync_rules = rules::SyncRules::parse(
+      "bucket_definitions:\n  by_owner:\n    parameters: SELECT request.user_id() AS o\n    data:\n"
+      "      - SELECT id, title, n FROM t WHERE owner = bucket.o\n"
+      "      - SELECT *, upper(title) AS title FROM t WHERE owner = bucket.o\n",
+      rules::ParseOptions{"1#", "public"}, issues);
+  ASSERT_TRUE(sync_rules) << issues.size();
+  const rules::SourceTable t{"public", "t"};
+  auto text = [](const char* s) { return rules::Value::text(s); };
+  auto eval = [&](const rules::Row& row) {
+    std::vector<std::string> out;
+    for (const auto& r : sync_rules->evaluate_row(t, row).rows) out.push_back(r.bucket + " " + r.id + " " + r.data);
+    return out;
+  };
+  using V = std::vector<std::string>;
+  const rules::Row a{{"id", text("1")}, {"owner", text("u1")}, {"title", text("x")}, {"n", rules::Value::integer(2)}};
+  EXPECT_EQ(eval(a), (V{"1#by_owner[\"u1\"] 1 {\"id\":\"1\",\"title\":\"x\",\"n\":2}",
+                        "1#by_owner[\"u1\"] 1 {\"id\":\"1\",\"owner\":\"u1\",\"title\":\"X\",\"n\":2}"}));
+  const rules::Row b{{"n", rules::Value::real(2)}, {"title", text("q\"t")}, {"owner", text("u\\2")}, {"id", text("2")}};
+  EXPECT_EQ(eval(b), (V{"1#by_owner[\"u\\\\2\"] 2 {\"id\":\"2\",\"title\":\"q\\\"t\",\"n\":2.0}",
+                        "1#by_owner[\"u\\\\2\"] 2 {\"n\":2.0,\"title\":\"Q\\\"T\",\"owner\":\"u\\\\2\",\"id\":\"2\"}"}));
+  const rules::Row c{{"id", text("3")}, {"owner", text("u1")}, {"a\nb", text("v")}};  // no title, no n
+  EXPECT_EQ(eval(c), (V{"1#by_owner[\"u1\"] 3 {\"id\":\"3\"}",
+                        "1#by_owner[\"u1\"] 3 {\"id\":\"3\",\"owner\":\"u1\",\"a\\nb\":\"v\",\"title\":null}"}));
+  EXPECT_EQ(eval(a), eval(a));
+}
+
+// The one-pass copy-and-check JSON writing of rows and bucket ids equals the general encoders on
+// texts of every length with and without bytes needing escapes anywhere.
+TEST(SyncRulesApi, RowJsonAndBucketIdsMatchTheGeneralEncoders) {
+  std::vector<rules::RuleIssue> issues;
+  auto sync_rules = rules::SyncRules::parse(
+      "bucket_definitions:\n  by_v:\n    parameters: SELECT request.user_id() AS v\n    data:\n"
+      "      - SELECT * FROM t WHERE v = bucket.v\n",
+      rules::ParseOptions{"1#", "public"}, issues);
+  ASSERT_TRUE(sync_rules);
+  uint32_t seed = 7;
+  auto next = [&seed]() { return seed = seed * 1103515245u + 12345u; };
+  const char interesting[] = {'a', 'b', ' ', '"', '\\', '\n', '\x01', '\x7f', '\xc3', '\xa9', 'z'};
+  auto text = [&](size_t len, bool clean) {
+    std::string s;
+    for (size_t i = 0; i < len; ++i) s.push_back(clean ? static_cast<char>('a' + next() % 26) : interesting[(next() >> 8) % sizeof interesting]);
+    return s;
+  };
+  for (int round = 0; round < 600; ++round) {
+    const bool clean = round % 3 != 0;
+    rules::Row row{{"id", rules::Value::text(text(round % 20, true))},
+                   {text(round % 41, clean), rules::Value::text(text((round * 7) % 43, clean))},
+                   {"v", rules::Value::text(text((round * 3) % 37, clean))}};
+    if (row[1].name == "id" || row[1].name == "v" || (!row[1].name.empty() && row[1].name[0] == '_')) continue;
+    auto result = sync_rules->evaluate_row(rules::SourceTable{"public", "t"}, row);
+    ASSERT_EQ(result.rows.size(), 1u) << round;
+    EXPECT_EQ(result.rows[0].data, powersync::protocol::encode_row_json(row)) << round;
+    EXPECT_EQ(result.rows[0].bucket, powersync::protocol::bucket_id("1#", "by_v", {row[2].value})) << round;
   }
 }

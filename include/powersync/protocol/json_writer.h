@@ -3,6 +3,7 @@
 // hashed into checksums) and bucket ids (`name["p1",2]`).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +17,14 @@ namespace powersync::protocol {
 void append_json_string(std::string& out, std::string_view s);
 // Position of the first byte of `s` at or after `from` that append_json_string escapes (s.size() if none).
 size_t next_escape(std::string_view s, size_t from);
+// True when one of the 8 bytes of `x` is escaped by append_json_string (a control character, '"'
+// or '\\'): lets callers check text word by word while copying it.
+inline bool word_needs_escape(uint64_t x) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  const uint64_t control = (x - 0x20 * kOnes) & ~x & kHigh;  // some byte < 0x20
+  const uint64_t q = x ^ (0x22 * kOnes), b = x ^ (0x5C * kOnes);
+  return ((control | ((q - kOnes) & ~q) | ((b - kOnes) & ~b)) & kHigh) != 0;
+}
 
 // JavaScript Number.prototype.toString(): shortest round-trip digits, `1e+21`, `1.5e-7`, `-0` -> `0`,
 // `NaN`, `Infinity`, `-Infinity`. Used for REAL -> TEXT casts.

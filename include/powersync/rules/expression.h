@@ -88,6 +88,9 @@ class Expression {
   // Evaluates to a value. Throws powersync::Error (InvalidInput) for run-time errors of the
   // reference semantics, e.g. IN against a value that is not a JSON array, invalid JSON text.
   Value evaluate(const EvalContext& ctx) const;
+  // Same without copying the result: it is `scratch`, a value of ctx's rows or a constant of this
+  // expression, valid while those live and `scratch` is unchanged.
+  const Value& evaluate_ref(const EvalContext& ctx, Value& scratch) const;
   // SQLite truthiness of the result (WHERE clauses): NULL -> false.
   bool evaluate_truthy(const EvalContext& ctx) const;
 
