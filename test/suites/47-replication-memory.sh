@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Worker memory for one huge transaction (issue 3): ROWS rows inserted in ONE transaction must be applied
-# exactly once while the replication worker's private memory stays bounded. The worker reads the decoded
-# changes through a cursor in slices and drops what it reads per batch, so its peak is set by
-# logical_decoding_work_mem + work_mem (the worker raises them to 256MB / 64MB), not by the transaction:
-# ~310 MB for 1M rows here, against ~1.1 GB when the whole peek result was copied out at once.
-#   ROWS=N  rows in the transaction (default 1000000);  PS_MEM_LIMIT_KB=N  allowed peak RssAnon
+# Worker memory for one huge transaction (issue 3): ROWS rows of ~WIDTH bytes inserted in ONE transaction
+# must be applied exactly once while the replication worker's private memory stays bounded. The worker
+# reads the decoded changes through a cursor in slices and drops what it reads per batch, so its peak is
+# set by logical_decoding_work_mem + work_mem (the worker raises them to 256MB / 64MB), not by the size of
+# the transaction: ~295 MB here for 250k rows of 1.6 kB (~400 MB of changes), against ~990 MB when the
+# whole peek result is fetched at once (kSlice = FETCH_ALL in src/pg/peek_cursor.cpp).
+#   ROWS=N WIDTH=N  the transaction;  PS_MEM_LIMIT_KB=N  allowed peak RssAnon of the worker
 set -u
 PS_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 source "$PS_ROOT/test/lib/pg_cluster.sh"
 source "$PS_ROOT/test/lib/counts.sh"
-ROWS=${ROWS:-1000000}
-LIMIT_KB=${PS_MEM_LIMIT_KB:-520000}
+ROWS=${ROWS:-250000}
+WIDTH=${WIDTH:-1600}  # characters of each row's name (under 2 kB, so rows are not TOASTed)
+LIMIT_KB=${PS_MEM_LIMIT_KB:-600000}
 
 dir=$(mktemp -d /tmp/ps_memory.XXXXXX)
+trap '_pg_cluster_cleanup; rm -rf "$dir"' EXIT  # the WAL of the transaction is ~1 GB
 pg_cluster_start "$dir" "" "shared_buffers = 64MB
 max_wal_size = 4GB" >/dev/null || { fail "cluster setup"; finish; exit 1; }
 q() { psql -X -q -v ON_ERROR_STOP=1 -tA "$@"; }
@@ -42,7 +45,8 @@ base=$(status_kb RssAnon)
 ) &
 sampler=$!
 start=$SECONDS
-q -c "INSERT INTO items SELECT g, 'user' || (g % 1000), 'item number ' || g FROM generate_series(1, $ROWS) g"
+q -c "INSERT INTO items SELECT g, 'user' || (g % 1000), left('item ' || g || ' ' || repeat(md5(g::text), ($WIDTH + 31) / 32), $WIDTH)
+       FROM generate_series(1, $ROWS) g"
 replicated() { q -c "SELECT powersync.wait_for_checkpoint('600 s')" >/dev/null; }
 check "$ROWS rows in one transaction replicated" replicated
 kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
