@@ -10,6 +10,7 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "storage/standby.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -111,6 +112,19 @@ bool Replicator::round() {
   int64_t ops_before = batch_.ops_written();
   // Read in slices, so a huge transaction never sits in memory whole; it still commits as one round.
   PeekCursor messages(slot_, upto, kPeekLimit, table_patterns());
+  // Whatever the apply path pallocs outside its own flush contexts (rule values, SPI arguments, result
+  // copies) would otherwise land in the SPI procedure context, which lives until the round commits: it
+  // goes here instead and is dropped after every applied batch, so a huge round stays bounded.
+  MemoryContext round_ctx = CurrentMemoryContext;
+  MemoryContext batch_ctx = pg_call([] {
+    return AllocSetContextCreate(CurrentMemoryContext, "powersync round batch", ALLOCSET_DEFAULT_SIZES);
+  });
+  MemoryContextSwitchTo(batch_ctx);
+  auto apply_batch = [&](std::vector<RowChange>& changes) {
+    apply_pending(changes);
+    MemoryContextSwitchTo(batch_ctx);  // SPI calls return in their procedure context
+    MemoryContextReset(batch_ctx);
+  };
 
   bool skip = false, saw_ping = false;
   Lsn last_commit_end = 0, commit_lsn = 0;
@@ -126,10 +140,10 @@ bool Replicator::round() {
         break;
       case 'C':
         last_commit_end = r.u64();
-        if (pending.size() >= kApplyChunk) apply_pending(pending);
+        if (pending.size() >= kApplyChunk) apply_batch(pending);
         break;
       case 'R': {
-        apply_pending(pending);  // pending changes point at the current description
+        apply_batch(pending);  // pending changes point at the current description
         handle_relation(read_relation(r));
         break;
       }
@@ -146,11 +160,11 @@ bool Replicator::round() {
         }
         if (kind != 'D') c.new_tuple = wire::read_tuple(r);
         pending.push_back(std::move(c));
-        if (pending.size() >= kApplyChunk * 4) apply_pending(pending);
+        if (pending.size() >= kApplyChunk * 4) apply_batch(pending);
         break;
       }
       case 'T': {
-        apply_pending(pending);
+        apply_batch(pending);
         if (skip) break;
         uint16_t count = r.u16();
         for (uint16_t i = 0; i < count; ++i) {
@@ -171,8 +185,10 @@ bool Replicator::round() {
     m.shrink_to_fit();
   }
   messages.close();
-  apply_pending(pending);
+  apply_batch(pending);
   batch_.flush();
+  MemoryContextSwitchTo(round_ctx);
+  MemoryContextDelete(batch_ctx);
   Lsn new_lsn = static_cast<int64_t>(messages.count()) >= kPeekLimit && last_commit_end ? last_commit_end : upto;
   new_lsn = std::max(new_lsn, applied_lsn_);  // a limited peek may end inside transactions applied before
   check_dropped_tables();

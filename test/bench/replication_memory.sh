@@ -11,6 +11,7 @@ ROWS=${ROWS:-1000000}
 if [ -n "${PS_PG_PREFIX:-}" ]; then PG_BIN=$(bash test/lib/private_pg.sh "$PS_PG_PREFIX"); export PG_BIN; fi
 source test/lib/pg_cluster.sh
 dir=$(mktemp -d /tmp/ps_repl_mem.XXXXXX)
+trap '_pg_cluster_cleanup; rm -rf "$dir"' EXIT  # the WAL of the transaction is over 1 GB
 pg_cluster_start "$dir" "" "shared_buffers = 128MB
 max_wal_size = 8GB
 checkpoint_timeout = 30min" >/dev/null
