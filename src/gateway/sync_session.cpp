@@ -1,12 +1,12 @@
 // A sync stream over HTTP/1.1 chunked encoding. Headers go out with the first line, so failures
 // before any line (e.g. too many buckets) still get a proper error response.
 #include "powersync/gateway/sync_session.h"
+#include "powersync/gateway/bson_lines.h"
 
 #include <algorithm>
 #include <boost/asio/write.hpp>
 #include <cctype>
 #include <cstdlib>
-#include <nlohmann/json.hpp>
 #include <ctime>
 #include <iostream>
 #include <random>
@@ -257,28 +257,14 @@ void SyncSession::finish_with_error() {
   end();
 }
 
-// BSON stream (spec §1.3): the same lines, each as one BSON document, back to back.
-std::string to_bson_documents(const std::string& lines) {
-  std::string out;
-  size_t start = 0;
-  while (start < lines.size()) {
-    size_t end = lines.find('\n', start);
-    if (end == std::string::npos) end = lines.size();
-    if (end > start) {
-      auto doc = nlohmann::json::to_bson(nlohmann::json::parse(lines.begin() + static_cast<std::ptrdiff_t>(start),
-                                                               lines.begin() + static_cast<std::ptrdiff_t>(end)));
-      out.append(reinterpret_cast<const char*>(doc.data()), doc.size());
-    }
-    start = end + 1;
-  }
-  return out;
-}
-
 void SyncSession::emit(std::string lines) {
   if (lines.empty() || closed_) return;
   if (bson_) {
     try {
-      lines = to_bson_documents(lines);
+      std::string documents;
+      documents.reserve(lines.size() + lines.size() / 8);
+      append_bson_documents(documents, lines);  // spec §1.3: one BSON document per line
+      lines.swap(documents);
     } catch (const std::exception& e) {  // never expected: every line is JSON we wrote
       std::cerr << "powersync-gateway: cannot encode a sync line as BSON: " << e.what() << "\n";
       end();
