@@ -1,9 +1,10 @@
-// Streaming NDJSON → BSON for sync lines: SAX events write BSON elements directly; each document's
-// length prefix is patched when it closes. Per line this replaces a JSON tree build, a tree-to-BSON
-// pass and their allocations (the old path: nlohmann::json::to_bson(nlohmann::json::parse(line))).
-#include "powersync/gateway/bson_lines.h"
+// BSON sync lines: data lines written directly from op records; other NDJSON lines re-encoded in
+// one streaming pass (SAX events written as BSON elements, each document's length prefix patched
+// when it closes) instead of nlohmann::json::to_bson(nlohmann::json::parse(line)) per line.
+#include "powersync/protocol/bson_lines.h"
 
 #include <cstdint>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -12,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace powersync::gateway {
+namespace powersync::protocol {
 
 namespace {
 
@@ -131,7 +132,81 @@ class BsonWriter {
   std::string error_;
 };
 
+// Writers for append_data_document(), with the element types BsonWriter picks for the same values.
+void put_le(std::string& out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void put_name(std::string& out, char type, std::string_view name) {
+  out.push_back(type);
+  out.append(name);
+  out.push_back('\0');
+}
+void put_string(std::string& out, std::string_view name, std::string_view value) {
+  put_name(out, 0x02, name);
+  put_le(out, value.size() + 1, 4);
+  out.append(value);
+  out.push_back('\0');
+}
+void put_id_string(std::string& out, std::string_view name, int64_t id) {  // op ids are decimal strings
+  char buf[24];
+  auto end = std::to_chars(buf, buf + sizeof buf, id).ptr;
+  put_string(out, name, std::string_view(buf, static_cast<size_t>(end - buf)));
+}
+void put_integer(std::string& out, std::string_view name, int64_t v) {
+  if (v >= std::numeric_limits<int32_t>::min() && v <= std::numeric_limits<int32_t>::max()) {
+    put_name(out, 0x10, name);
+    put_le(out, static_cast<uint32_t>(static_cast<int32_t>(v)), 4);
+  } else {
+    put_name(out, 0x12, name);
+    put_le(out, static_cast<uint64_t>(v), 8);
+  }
+}
+size_t open_document(std::string& out, char type, std::string_view name) {
+  if (type) put_name(out, type, name);
+  out.append(4, '\0');
+  return out.size() - 4;
+}
+void close_document(std::string& out, size_t start) {
+  out.push_back('\0');
+  uint32_t size = static_cast<uint32_t>(out.size() - start);
+  for (int i = 0; i < 4; ++i) out[start + static_cast<size_t>(i)] = static_cast<char>((size >> (8 * i)) & 0xff);
+}
+
+void put_op(std::string& out, std::string_view index, const OpRecord& op) {
+  size_t doc = open_document(out, 0x03, index);
+  put_id_string(out, "op_id", op.op_id);
+  put_string(out, "op", op.op);
+  if (op.op == "PUT" || op.op == "REMOVE") {  // MOVE and CLEAR carry only op_id, op and checksum
+    put_string(out, "object_type", op.object_type);
+    put_string(out, "object_id", op.object_id);
+    if (op.data) put_string(out, "data", *op.data);
+    put_string(out, "subkey", op.subkey);
+  }
+  put_integer(out, "checksum", op.checksum);
+  close_document(out, doc);
+}
+
 }  // namespace
+
+void append_data_document(std::string& out, std::string_view bucket, int64_t after, bool has_more,
+                          const std::vector<OpRecord>& ops, size_t begin, size_t end) {
+  size_t root = open_document(out, 0, "");
+  size_t line = open_document(out, 0x03, "data");
+  put_string(out, "bucket", bucket);
+  put_id_string(out, "after", after);
+  put_id_string(out, "next_after", end > begin ? ops[end - 1].op_id : after);
+  put_name(out, 0x08, "has_more");
+  out.push_back(has_more ? '\1' : '\0');
+  size_t list = open_document(out, 0x04, "data");
+  char index[24];
+  for (size_t i = begin; i < end; ++i) {
+    auto stop = std::to_chars(index, index + sizeof index, i - begin).ptr;
+    put_op(out, std::string_view(index, static_cast<size_t>(stop - index)), ops[i]);
+  }
+  close_document(out, list);
+  close_document(out, line);
+  close_document(out, root);
+}
 
 void append_bson_documents(std::string& out, std::string_view ndjson) {
   size_t start = 0;
@@ -152,4 +227,4 @@ void append_bson_documents(std::string& out, std::string_view ndjson) {
   }
 }
 
-}  // namespace powersync::gateway
+}  // namespace powersync::protocol

@@ -8,10 +8,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "powersync/gateway/bson_lines.h"
+#include "powersync/protocol/bson_lines.h"
 #include "powersync/protocol/sync_lines.h"
 
-using powersync::gateway::append_bson_documents;
+using powersync::protocol::append_bson_documents;
+using powersync::protocol::append_data_document;
 using ordered = nlohmann::ordered_json;
 
 namespace {
@@ -104,5 +105,33 @@ TEST(BsonLines, RejectsWhatBsonCannotHold) {
     EXPECT_THROW(append_bson_documents(out, std::string("{\"ok\":1}\n") + line), std::runtime_error) << line;
     EXPECT_EQ(out.substr(0, 4), "keep");
     EXPECT_EQ(out.substr(4), reference("{\"ok\":1}")) << "only the complete documents before the bad line stay";
+  }
+}
+
+// Data lines encoded straight from op records equal the re-encoded NDJSON line, byte for byte.
+TEST(BsonLines, DirectDataDocumentsMatchReencodedLines) {
+  using namespace powersync::protocol;
+  std::mt19937_64 rng(4242);
+  const char* kinds[] = {"PUT", "REMOVE", "MOVE", "CLEAR"};
+  for (int round = 0; round < 300; ++round) {
+    std::vector<OpRecord> ops;
+    for (int n = static_cast<int>(rng() % 6); n > 0; --n) {
+      OpRecord op;
+      op.op_id = static_cast<int64_t>(rng() >> (rng() % 63));
+      op.op = kinds[rng() % 4];
+      op.object_type = "t\"" + std::to_string(rng() % 10);
+      op.object_id = "id\xc3\xa9" + std::to_string(rng() % 1000);
+      op.subkey = "1/" + std::to_string(rng());
+      if (op.op == "PUT") op.data = ordered{{"id", op.object_id}, {"v", random_value(rng, 2)}, {"s", "a\"\\\n"}}.dump();
+      op.checksum = static_cast<uint32_t>(rng());
+      ops.push_back(std::move(op));
+    }
+    size_t begin = ops.empty() ? 0 : rng() % ops.size();
+    int64_t after = static_cast<int64_t>(rng() >> 2);
+    std::string line;
+    append_data_line(line, "1#b[\"x\"]", after, round % 2 == 0, ops, begin, ops.size(), true);
+    std::string direct;
+    append_data_document(direct, "1#b[\"x\"]", after, round % 2 == 0, ops, begin, ops.size());
+    ASSERT_EQ(direct, reference(line)) << line;
   }
 }
