@@ -68,8 +68,9 @@ COMMENT ON FUNCTION powersync.bucket_ops(text, bigint, bigint, int) IS
 
 -- What a checkpoint changed for sync streams, so that a gateway need not re-resolve every stream on
 -- every checkpoint. Bucket candidates come from bucket_state.last_op (index bucket_state_last_op);
--- each one's checksum and count are computed at C with exactly the probes of bucket_checksums() (so
--- a checkpoint_diff carries the same figures as a fresh stream's checkpoint, also after compact()),
+-- each one's checksum and count at C are bucket_checksums()'s (so a checkpoint_diff carries the same
+-- figures as a fresh stream's checkpoint, also after compact()): the totals of the newest op <= C
+-- (bucket_state's running totals when no op is past C, else a probe) and a probe for the first op,
 -- and buckets whose newest op <= C is not past after_op are left out (their ops all lie past C; the
 -- next call reports them). Parameter rows and write checkpoints count only within (after, C].
 CREATE FUNCTION powersync.checkpoint_changes(after_op bigint, after_lsn pg_lsn, at_checkpoint bigint DEFAULT NULL)
@@ -86,10 +87,12 @@ LANGUAGE sql STABLE AS $$
   UNION ALL
   SELECT 'bucket', b.bucket, d.cum_checksum, d.cum_count - f.cum_count + 1
     FROM v JOIN powersync.bucket_state b ON b.last_op > after_op AND b.sync_rules_id = v.id
-    JOIN LATERAL (
-      SELECT x.op_id, x.cum_checksum, x.cum_count FROM powersync.bucket_data x
-       WHERE x.bucket = b.bucket AND x.op_id <= v.c
-       ORDER BY x.op_id DESC LIMIT 1) d ON d.op_id > after_op
+    JOIN LATERAL (  -- the newest op <= C: bucket_state's own totals unless ops past C exist
+      SELECT b.last_op AS op_id, b.checksum AS cum_checksum, b.count AS cum_count WHERE b.last_op <= v.c
+      UNION ALL
+      (SELECT x.op_id, x.cum_checksum, x.cum_count FROM powersync.bucket_data x
+        WHERE b.last_op > v.c AND x.bucket = b.bucket AND x.op_id <= v.c
+        ORDER BY x.op_id DESC LIMIT 1)) d ON d.op_id > after_op
     JOIN LATERAL (
       SELECT y.cum_count FROM powersync.bucket_data y
        WHERE y.bucket = b.bucket ORDER BY y.op_id LIMIT 1) f ON true

@@ -77,7 +77,7 @@ const ascending = (xs) => xs.every((x, i) => i === 0 || xs[i - 1] < x);
 function listenerPids() {
   return sql(`SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
                 AND (query LIKE 'LISTEN powersync_checkpoint%' OR query LIKE '%FROM powersync.checkpoint() cp%'
-                     OR query LIKE '%FROM powersync.bucket_state b WHERE b.last_op%')`)
+                     OR query LIKE '%FROM powersync.checkpoint_changes(%')`)
     .split(' ').filter(Boolean).map(Number);
 }
 
