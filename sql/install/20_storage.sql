@@ -196,3 +196,6 @@ CREATE TABLE powersync.write_checkpoints (
 COMMENT ON TABLE powersync.write_checkpoints IS
   'Managed write checkpoints (spec §3.2): key "<user_id>" or "<user_id>/<client_id>", the WAL head when '
   'requested, and the per-key counter. Visible at checkpoint C when lsn <= C''s lsn.';
+
+-- checkpoint_changes(): buckets with ops after the previous checkpoint, without a scan of every bucket.
+CREATE INDEX bucket_state_last_op ON powersync.bucket_state (last_op);

@@ -66,6 +66,49 @@ COMMENT ON FUNCTION powersync.bucket_ops(text, bigint, bigint, int) IS
   'contains such an op with N > C is invalidated by compaction (send no complete line for it).';
 
 
+-- What a checkpoint changed for sync streams, so that a gateway need not re-resolve every stream on
+-- every checkpoint. Bucket candidates come from bucket_state.last_op (index bucket_state_last_op);
+-- each one's checksum and count at C are bucket_checksums()'s (so a checkpoint_diff carries the same
+-- figures as a fresh stream's checkpoint, also after compact()): the totals of the newest op <= C
+-- (bucket_state's running totals when no op is past C, else a probe) and a probe for the first op,
+-- and buckets whose newest op <= C is not past after_op are left out (their ops all lie past C; the
+-- next call reports them). Parameter rows and write checkpoints count only within (after, C].
+CREATE FUNCTION powersync.checkpoint_changes(after_op bigint, after_lsn pg_lsn, at_checkpoint bigint DEFAULT NULL)
+RETURNS TABLE(kind text, name text, checksum bigint, count bigint)
+LANGUAGE sql STABLE AS $$
+  WITH v AS (SELECT s.id, powersync._at(at_checkpoint) AS c FROM powersync.sync_rules s WHERE s.state = 'ACTIVE'),
+  c_lsn AS (SELECT (SELECT k.lsn FROM powersync.checkpoints k
+                     WHERE k.sync_rules_id = v.id AND k.op_id <= v.c ORDER BY k.op_id DESC LIMIT 1) AS lsn FROM v)
+  SELECT 'version', v.id::text, NULL::bigint, NULL::bigint FROM v
+  UNION ALL
+  SELECT 'parameters', NULL, NULL, NULL FROM v
+   WHERE EXISTS (SELECT 1 FROM powersync.bucket_parameters p
+                  WHERE p.id > after_op AND p.id <= v.c AND p.sync_rules_id = v.id)
+  UNION ALL
+  SELECT 'bucket', b.bucket, d.cum_checksum, d.cum_count - f.cum_count + 1
+    FROM v JOIN powersync.bucket_state b ON b.last_op > after_op AND b.sync_rules_id = v.id
+    JOIN LATERAL (  -- the newest op <= C: bucket_state's own totals unless ops past C exist
+      SELECT b.last_op AS op_id, b.checksum AS cum_checksum, b.count AS cum_count WHERE b.last_op <= v.c
+      UNION ALL
+      (SELECT x.op_id, x.cum_checksum, x.cum_count FROM powersync.bucket_data x
+        WHERE b.last_op > v.c AND x.bucket = b.bucket AND x.op_id <= v.c
+        ORDER BY x.op_id DESC LIMIT 1)) d ON d.op_id > after_op
+    JOIN LATERAL (
+      SELECT y.cum_count FROM powersync.bucket_data y
+       WHERE y.bucket = b.bucket ORDER BY y.op_id LIMIT 1) f ON true
+  UNION ALL
+  SELECT 'write_checkpoint', w.user_id, NULL, NULL
+    FROM c_lsn JOIN powersync.write_checkpoints w ON w.lsn > after_lsn AND w.lsn <= coalesce(c_lsn.lsn, w.lsn)
+$$;
+COMMENT ON FUNCTION powersync.checkpoint_changes(bigint, pg_lsn, bigint) IS
+  'What changed between the checkpoint (after_op, after_lsn) and checkpoint at_checkpoint (NULL: current) of the '
+  'active version, one row per fact: (''version'', active version id) always (no rows at all while no version is '
+  'active; a stream whose bucket ids carry another version must reconnect); (''parameters'') when parameter '
+  'lookup rows were written in between (dynamic bucket sets may differ: resolve again with request_buckets); '
+  '(''bucket'', bucket, checksum, count) for every bucket with ops in (after_op, at_checkpoint], checksum and '
+  'count as bucket_checksums() reports them at at_checkpoint; (''write_checkpoint'', key) for every write '
+  'checkpoint key (user_id[/client_id]) that became visible in between (see write_checkpoint_at).';
+
 -- Write checkpoints (spec §3.2, DESIGN decision 8) ------------------------------------------------
 
 CREATE FUNCTION powersync._write_checkpoint_key(user_id text, client_id text) RETURNS text

@@ -1,8 +1,8 @@
 // Checkpoint fan-out. Notices are coalesced: while a checkpoint read is running, further notices
 // only cause one more read afterwards. A slow poll covers notices lost during reconnects. Before a
-// new checkpoint is handed out, the hub reads what changed since the previous one (storage tables
-// bucket_state, bucket_parameters, write_checkpoints), so streams whose buckets did not change
-// need no query at all; without those tables every stream resolves in full.
+// new checkpoint is handed out, the hub reads what changed since the previous one
+// (powersync.checkpoint_changes()), so streams whose buckets did not change need no query at all;
+// when that read fails every stream resolves in full.
 #include "powersync/gateway/checkpoint_hub.h"
 
 #include <iostream>
@@ -15,16 +15,13 @@ const char* kCheckpointSql =
     "SELECT cp.op_id, cp.lsn::text,"
     " to_regprocedure('powersync.write_checkpoint_at(text,text,bigint)') IS NOT NULL"
     " FROM powersync.checkpoint() cp";
-// Kinds: v = active version, p = parameter rows written, b = bucket with new ops (with its running
-// totals and newest op: when that op is not past the new checkpoint, the totals are the bucket's
-// checksum and count at it), w = write-checkpoint key whose LSN is past the previous checkpoint (its
-// visible value may differ). $1/$2: previous op id/LSN.
+// What changed since the previous checkpoint ($1/$2: its op id/LSN) up to the new one ($3), through
+// the pull API: the active version, whether parameter rows were written, buckets with new ops (with
+// checksum and count at $3 as bucket_checksums() reports them) and write-checkpoint keys that became
+// visible. Called in FROM so that Postgres inlines it and plans with the actual values.
 const char* kChangesSql =
-    "SELECT 'v', s.id::text, NULL::bigint, NULL::bigint, NULL::bigint FROM powersync.sync_rules s WHERE s.state = 'ACTIVE'"
-    " UNION ALL SELECT 'p', NULL, NULL, NULL, NULL"
-    "  WHERE EXISTS (SELECT 1 FROM powersync.bucket_parameters p WHERE p.id > $1::bigint)"
-    " UNION ALL SELECT 'b', b.bucket, b.checksum, b.count, b.last_op FROM powersync.bucket_state b WHERE b.last_op > $1::bigint"
-    " UNION ALL SELECT 'w', w.user_id, NULL, NULL, NULL FROM powersync.write_checkpoints w WHERE w.lsn > $2::pg_lsn";
+    "SELECT c.kind, c.name, c.checksum, c.count"
+    " FROM powersync.checkpoint_changes($1::bigint, $2::pg_lsn, $3::bigint) c";
 constexpr auto kPollInterval = std::chrono::seconds(5);
 constexpr size_t kTransitionsKept = 16;
 }  // namespace
@@ -112,24 +109,26 @@ void CheckpointHub::refresh() {
 
 void CheckpointHub::read_changes(const protocol::Checkpoint& cp) {
   const protocol::Checkpoint& prev = latest_ ? *latest_ : cp;
-  conn_->query(kChangesSql, {std::to_string(prev.op_id), prev.lsn}, [this, cp](PgResult r) {
+  conn_->query(kChangesSql, {std::to_string(prev.op_id), prev.lsn, std::to_string(cp.op_id)}, [this, cp](PgResult r) {
     std::shared_ptr<CheckpointChanges> changes;
     std::string version;
     if (r.ok()) {
       changes = std::make_shared<CheckpointChanges>();
       for (int row = 0; row < r.rows(); ++row) {
-        char kind = r.value(row, 0)[0];
+        const std::string kind = r.value(row, 0);
         std::string value(r.value(row, 1), static_cast<size_t>(r.length(row, 1)));
-        if (kind == 'v') version = std::move(value);
-        else if (kind == 'p') changes->parameters_changed = true;
-        else if (kind == 'b') {
-          if (std::stoll(r.value(row, 4)) <= cp.op_id)
-            changes->totals.emplace(value, BucketTotals{static_cast<uint32_t>(std::stoll(r.value(row, 2))),
-                                                        std::stoll(r.value(row, 3))});
+        if (kind == "version") version = std::move(value);
+        else if (kind == "parameters") changes->parameters_changed = true;
+        else if (kind == "bucket") {
+          changes->totals.emplace(value, BucketTotals{static_cast<uint32_t>(std::stoll(r.value(row, 2))),
+                                                      std::stoll(r.value(row, 3))});
           changes->buckets.insert(std::move(value));
-        }
-        else if (kind == 'w') changes->write_checkpoint_keys.insert(std::move(value));
+        } else if (kind == "write_checkpoint") changes->write_checkpoint_keys.insert(std::move(value));
       }
+    } else if (!changes_error_logged_) {
+      changes_error_logged_ = true;  // once: it fails on every checkpoint until the extension is updated
+      std::cerr << "powersync-gateway: powersync.checkpoint_changes() failed, every stream resolves in full on "
+                   "each checkpoint: " << r.error() << "\n";
     }
     // A new rules version (or no change tracking) makes every stream resolve in full.
     if (version.empty() || version != latest_version_) changes.reset();

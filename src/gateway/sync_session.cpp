@@ -1,12 +1,12 @@
 // A sync stream over HTTP/1.1 chunked encoding. Headers go out with the first line, so failures
 // before any line (e.g. too many buckets) still get a proper error response.
 #include "powersync/gateway/sync_session.h"
+#include "powersync/protocol/bson_lines.h"
 
 #include <algorithm>
 #include <boost/asio/write.hpp>
 #include <cctype>
 #include <cstdlib>
-#include <nlohmann/json.hpp>
 #include <ctime>
 #include <iostream>
 #include <random>
@@ -66,6 +66,7 @@ SyncSession::SyncSession(Gateway& gateway, beast::tcp_stream stream, unsigned ht
                  return limits;
                }()),
       token_timer_(gateway.io()) {
+  machine_.set_bson_output(bson);  // the machine's output is then BSON already (see emit)
   who_.token_claims_json = token_.claims_json;
   who_.parameters_json = request.parameters_json;
   who_.user_id = token_.user_id;
@@ -111,7 +112,7 @@ void SyncSession::pump() {
           if (self->closed_) return;
           if (out.ok) self->machine_.on_resolved(out.resolved);
           else self->machine_.fail(out.code, out.message);
-          self->emit(self->machine_.take_output());
+          self->emit(self->machine_.take_output(), true);
           self->pump();
         });
         return;
@@ -162,7 +163,7 @@ bool SyncSession::resolve_from_changes() {
     if (self->closed_) return;
     if (out.ok) self->apply_resolved(target, out.buckets);
     else self->machine_.fail(out.code, out.message);
-    self->emit(self->machine_.take_output());
+    self->emit(self->machine_.take_output(), true);
     self->pump();
   });
   return true;
@@ -183,7 +184,7 @@ void SyncSession::apply_resolved(const protocol::Checkpoint& target, const std::
         b.count = u.count;
       }
   machine_.on_resolved(r);
-  emit(machine_.take_output());
+  emit(machine_.take_output(), true);
 }
 
 namespace {
@@ -242,7 +243,7 @@ void SyncSession::deliver_ops(OpsOutcome out) {
   if (closed_) return;
   if (out.ok) machine_.on_ops(out.ops);
   else machine_.fail(out.code, out.message);
-  emit(machine_.take_output());
+  emit(machine_.take_output(), true);
   pump();
 }
 
@@ -257,28 +258,14 @@ void SyncSession::finish_with_error() {
   end();
 }
 
-// BSON stream (spec §1.3): the same lines, each as one BSON document, back to back.
-std::string to_bson_documents(const std::string& lines) {
-  std::string out;
-  size_t start = 0;
-  while (start < lines.size()) {
-    size_t end = lines.find('\n', start);
-    if (end == std::string::npos) end = lines.size();
-    if (end > start) {
-      auto doc = nlohmann::json::to_bson(nlohmann::json::parse(lines.begin() + static_cast<std::ptrdiff_t>(start),
-                                                               lines.begin() + static_cast<std::ptrdiff_t>(end)));
-      out.append(reinterpret_cast<const char*>(doc.data()), doc.size());
-    }
-    start = end + 1;
-  }
-  return out;
-}
-
-void SyncSession::emit(std::string lines) {
+void SyncSession::emit(std::string lines, bool encoded) {
   if (lines.empty() || closed_) return;
-  if (bson_) {
+  if (bson_ && !encoded) {
     try {
-      lines = to_bson_documents(lines);
+      std::string documents;
+      documents.reserve(lines.size() + lines.size() / 8);
+      protocol::append_bson_documents(documents, lines);  // spec §1.3: one BSON document per line
+      lines.swap(documents);
     } catch (const std::exception& e) {  // never expected: every line is JSON we wrote
       std::cerr << "powersync-gateway: cannot encode a sync line as BSON: " << e.what() << "\n";
       end();

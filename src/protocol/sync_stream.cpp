@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "powersync/error.h"
+#include "powersync/protocol/bson_lines.h"
 
 namespace powersync::protocol {
 
@@ -58,7 +59,7 @@ void SyncStream::on_resolved(const ResolvedCheckpoint& resolved) {
       all.push_back(b);
       changed.push_back(name);
     }
-    out_ += checkpoint_line(resolved.checkpoint.op_id, resolved.write_checkpoint, all);
+    put_line(checkpoint_line(resolved.checkpoint.op_id, resolved.write_checkpoint, all));
     sent_first_ = true;
   } else {
     std::vector<BucketState> updated;
@@ -75,7 +76,7 @@ void SyncStream::on_resolved(const ResolvedCheckpoint& resolved) {
       if (!next.count(name)) removed.push_back(name);
     bool write_checkpoint_changed = resolved.write_checkpoint != last_write_checkpoint_;
     if (updated.empty() && removed.empty() && !write_checkpoint_changed) return;  // nothing to say
-    out_ += checkpoint_diff_line(resolved.checkpoint.op_id, resolved.write_checkpoint, updated, removed);
+    put_line(checkpoint_diff_line(resolved.checkpoint.op_id, resolved.write_checkpoint, updated, removed));
   }
   last_sent_ = std::move(next);
   last_write_checkpoint_ = resolved.write_checkpoint;
@@ -155,10 +156,10 @@ void SyncStream::finish_current_bucket() {
     bool last_group = group_ + 1 == groups_.size();
     if (!invalidated_) {
       if (last_group) {
-        out_ += checkpoint_complete_line(current_.op_id);
+        put_line(checkpoint_complete_line(current_.op_id));
         ++completed_;
       } else {
-        out_ += partial_checkpoint_complete_line(current_.op_id, groups_[group_].first);
+        put_line(partial_checkpoint_complete_line(current_.op_id, groups_[group_].first));
       }
     }
     if (last_group) {
@@ -183,10 +184,23 @@ void SyncStream::emit_data(const std::vector<OpRecord>& ops, bool more) {
       ++end;
     }
     bool line_has_more = end < ops.size() || more;
-    append_data_line(out_, ops_query_.bucket, after, line_has_more, ops, begin, end, raw_data_);
+    if (!bson_) {
+      append_data_line(out_, ops_query_.bucket, after, line_has_more, ops, begin, end, raw_data_);
+    } else if (raw_data_) {
+      append_data_document(out_, ops_query_.bucket, after, line_has_more, ops, begin, end);
+    } else {
+      std::string line;
+      append_data_line(line, ops_query_.bucket, after, line_has_more, ops, begin, end, raw_data_);
+      append_bson_documents(out_, line);
+    }
     after = ops[end - 1].op_id;
     begin = end;
   }
+}
+
+void SyncStream::put_line(const std::string& ndjson) {
+  if (bson_) append_bson_documents(out_, ndjson);
+  else out_ += ndjson;
 }
 
 std::string SyncStream::take_output() {

@@ -77,7 +77,7 @@ const ascending = (xs) => xs.every((x, i) => i === 0 || xs[i - 1] < x);
 function listenerPids() {
   return sql(`SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
                 AND (query LIKE 'LISTEN powersync_checkpoint%' OR query LIKE '%FROM powersync.checkpoint() cp%'
-                     OR query LIKE '%FROM powersync.bucket_state b WHERE b.last_op%')`)
+                     OR query LIKE '%FROM powersync.checkpoint_changes(%')`)
     .split(' ').filter(Boolean).map(Number);
 }
 
@@ -362,6 +362,30 @@ async function main() {
     } finally {
       process.kill(pids[0], 'SIGCONT');
     }
+  });
+
+  await T.test('after compact(), checkpoint_diff counts equal a fresh stream\'s checkpoint counts', async () => {
+    await commit(`INSERT INTO items VALUES ('cd-1', 'cdiff', 'a'), ('cd-2', 'cdiff', 'b');`);
+    const s = await openStream(gw.base, tok({ sub: 'cdiff' }));
+    await s.until('checkpoint_complete');
+    await commit(`DELETE FROM items WHERE id IN ('cd-1', 'cd-2'); INSERT INTO items VALUES ('cd-3', 'cdiff', 'c');`);
+    await s.until('checkpoint_complete');
+    // Two PUTs superseded by their REMOVEs: compaction replaces the leading four ops by one CLEAR, so
+    // the bucket stores fewer ops than its running total counts.
+    assert.ok(Number(sql(`SELECT ops_cleared FROM powersync.compact()`)) >= 3);
+    await commit(`INSERT INTO items VALUES ('cd-4', 'cdiff', 'd');`);
+    const lines = await s.until('checkpoint_complete');
+    assert.equal(keyOf(lines[0]), 'checkpoint_diff');
+    const fresh = await openStream(gw.base, tok({ sub: 'cdiff' }));
+    const full = (await fresh.until('checkpoint_complete'))[0].checkpoint;
+    fresh.close();
+    s.close();
+    assert.equal(full.last_op_id, lines[0].checkpoint_diff.last_op_id);
+    const updated = lines[0].checkpoint_diff.updated_buckets;
+    assert.deepEqual(updated.map((b) => b.bucket), [bucket('mine', 'cdiff')]);
+    const inFull = full.buckets.find((b) => b.bucket === updated[0].bucket);
+    assert.deepEqual([updated[0].count, updated[0].checksum], [inFull.count, inFull.checksum]);
+    assert.equal(inFull.count, 3);  // CLEAR, PUT cd-3, PUT cd-4
   });
 
   await T.test('more than 1000 parameter results fail with PSYNC_S2305', async () => {

@@ -28,7 +28,8 @@ struct BucketTotals {
 struct CheckpointChanges {
   bool parameters_changed = false;
   std::unordered_set<std::string> buckets;
-  // Checksum/count at the new checkpoint of changed buckets with no op past it (one-step changes only).
+  // Checksum/count of the changed buckets at the new checkpoint, as bucket_checksums() reports them
+  // (one-step changes only: merged multi-step changes carry none).
   std::unordered_map<std::string, BucketTotals> totals;
   std::unordered_set<std::string> write_checkpoint_keys;
 };
@@ -81,6 +82,7 @@ class CheckpointHub {
   bool refresh_again_ = false;
   bool stopped_ = false;
   std::string last_error_;
+  bool changes_error_logged_ = false;
 };
 
 }  // namespace powersync::gateway

@@ -31,7 +31,9 @@ class SyncSession : public std::enable_shared_from_this<SyncSession> {
   void deliver_ops(OpsOutcome out);
   void prefetch_after(const protocol::OpsQuery& q, const OpsOutcome& out);
   void pump();
-  void emit(std::string lines);
+  // NDJSON lines (re-encoded for BSON streams), or `encoded` output of the machine, which is in
+  // the stream's format already.
+  void emit(std::string lines, bool encoded = false);
   void kick_writes();
   void finish_with_error();
   void close();

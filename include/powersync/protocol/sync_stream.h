@@ -57,7 +57,10 @@ class SyncStream {
   void on_ops(const std::vector<OpRecord>& ops);
   void fail(std::string code, std::string message);
 
-  // Lines produced since the last call (concatenated NDJSON), and how many bytes are pending.
+  // BSON output (spec §1.3): every line as one BSON document instead of NDJSON. Set before use.
+  void set_bson_output(bool bson) { bson_ = bson; }
+  // Lines produced since the last call (concatenated NDJSON, or BSON documents), and how many
+  // bytes are pending.
   std::string take_output();
   size_t pending_output() const { return out_.size(); }
 
@@ -102,6 +105,8 @@ class SyncStream {
 
   std::optional<SyncFailure> failure_;
   std::string out_;
+  bool bson_ = false;
+  void put_line(const std::string& ndjson);
   int completed_ = 0;
 };
 
