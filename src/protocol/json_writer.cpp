@@ -15,16 +15,6 @@ namespace powersync::protocol {
 
 namespace {
 
-// Bytes JSON.stringify escapes: control characters, '"' and '\\'.
-struct EscapeTable {
-  bool needs[256] = {};
-  EscapeTable() {
-    for (int c = 0; c < 0x20; ++c) needs[c] = true;
-    needs[static_cast<unsigned char>('"')] = needs[static_cast<unsigned char>('\\')] = true;
-  }
-};
-const EscapeTable kEscape;
-
 void append_escaped(std::string& out, unsigned char c) {
   static const char kHex[] = "0123456789abcdef";
   switch (c) {
@@ -95,7 +85,7 @@ size_t next_escape(std::string_view s, size_t i) {
     if (!any_escape(x)) return s.size();
   }
   for (; i < s.size(); ++i)
-    if (kEscape.needs[static_cast<unsigned char>(s[i])]) return i;
+    if (byte_needs_escape(static_cast<unsigned char>(s[i]))) return i;
   return s.size();
 }
 

@@ -24,16 +24,6 @@ void append_id_string(std::string& out, int64_t v) {
   out.append(buf, static_cast<size_t>(end - buf));
 }
 
-// Bytes JSON.stringify escapes: control characters, '"' and '\\'.
-struct EscapeTable {
-  bool needs[256] = {};
-  EscapeTable() {
-    for (int c = 0; c < 0x20; ++c) needs[c] = true;
-    needs[static_cast<unsigned char>('"')] = needs[static_cast<unsigned char>('\\')] = true;
-  }
-};
-const EscapeTable kEscape;
-
 // The row JSON of a PUT as a JSON string (raw_data). Row JSON has a quote every few bytes, so one
 // pass writing into reserved space beats searching for the next escape; the output is the same as
 // append_json_string's (a control character, which row JSON never holds unescaped, takes that path).
@@ -45,7 +35,7 @@ void append_row_json_string(std::string& out, std::string_view s) {
   *d++ = '"';
   for (size_t i = 0; i < s.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    if (!kEscape.needs[c]) {
+    if (!byte_needs_escape(c)) {
       *d++ = static_cast<char>(c);
     } else if (c == '"' || c == '\\') {
       d[0] = '\\';

@@ -17,6 +17,8 @@ namespace powersync::protocol {
 void append_json_string(std::string& out, std::string_view s);
 // Position of the first byte of `s` at or after `from` that append_json_string escapes (s.size() if none).
 size_t next_escape(std::string_view s, size_t from);
+// True for the bytes append_json_string escapes: control characters, '"' and '\\'.
+inline bool byte_needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
 // True when one of the 8 bytes of `x` is escaped by append_json_string (a control character, '"'
 // or '\\'): lets callers check text word by word while copying it.
 inline bool word_needs_escape(uint64_t x) {
