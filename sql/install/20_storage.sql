@@ -130,7 +130,7 @@ CREATE TABLE powersync.bucket_state (
   last_op       bigint NOT NULL,
   checksum      bigint NOT NULL,
   count         bigint NOT NULL
-) WITH (fillfactor = 50);  -- every round rewrites the rows of its buckets: room for HOT updates (no index entry)
+);  -- no fillfactor for HOT: last_op changes on every update and is indexed (bucket_state_last_op)
 COMMENT ON TABLE powersync.bucket_state IS
   'Running totals per bucket at its newest op (= cum_checksum/cum_count of bucket_data at last_op).';
 COMMENT ON COLUMN powersync.bucket_state.checksum IS 'Unsigned 32-bit wrapping sum of all op checksums of the bucket.';
