@@ -151,7 +151,7 @@ struct CurrentDataRows : bulk::RowSource {
   std::vector<std::string> keys, images, buckets, lookups;
   std::vector<bool> image_null;
   std::vector<uint64_t> tids;
-  void fill(size_t i, Datum* values, bool* nulls) override {
+  void fill(size_t i, Datum* values, bool* nulls) noexcept override {
     values[0] = Int32GetDatum(ids[i]);
     values[1] = varlena_datum(keys[i]);
     values[2] = image_null[i] ? Datum(0) : varlena_datum(images[i]);
@@ -202,7 +202,7 @@ namespace {
 struct OpRows : bulk::RowSource {
   std::vector<const PendingRecord*> records;
   std::vector<int64_t> op_ids, cum_checksums, cum_counts;
-  void fill(size_t i, Datum* values, bool* nulls) override {
+  void fill(size_t i, Datum* values, bool* nulls) noexcept override {
     const PendingRecord& r = *records[i];
     bool put = r.kind == PendingRecord::Kind::Put;
     for (int c = 0; c < 12; ++c) nulls[c] = false;
@@ -227,7 +227,7 @@ struct OpRows : bulk::RowSource {
 struct LookupRows : bulk::RowSource {
   std::vector<const PendingRecord*> records;
   std::vector<int64_t> ids;
-  void fill(size_t i, Datum* values, bool* nulls) override {
+  void fill(size_t i, Datum* values, bool* nulls) noexcept override {
     const PendingRecord& r = *records[i];
     for (int c = 0; c < 6; ++c) nulls[c] = false;
     values[0] = Int64GetDatum(ids[i]);

@@ -12,11 +12,11 @@ extern "C" {
 namespace powersync::pg::bulk {
 
 // Produces the column values of row `row` (Postgres calls only, e.g. cstring_to_text_with_len; runs
-// inside pg_call, so it must not throw C++ exceptions or create non-trivial C++ objects).
+// inside pg_call, so it must not throw C++ exceptions or create non-trivial C++ objects: noexcept).
 class RowSource {
  public:
   virtual ~RowSource() = default;
-  virtual void fill(size_t row, Datum* values, bool* nulls) = 0;
+  virtual void fill(size_t row, Datum* values, bool* nulls) noexcept = 0;
 };
 
 // Appends n rows to powersync.<table> with table_multi_insert and inserts their index entries (unique
