@@ -7,7 +7,7 @@
 -- so the op-id order is the replication order (spec §2.1).
 CREATE SEQUENCE powersync.op_id_sequence AS bigint START 1 CACHE 1;
 COMMENT ON SEQUENCE powersync.op_id_sequence IS
-  'Global op id sequence shared by bucket_data.op_id and bucket_parameters.id (spec §2.1).';
+  'Global op id sequence shared by the ops in bucket_chunks and bucket_parameters.id (spec §2.1).';
 
 CREATE TABLE powersync.sync_rules (
   id                  bigserial PRIMARY KEY,
@@ -90,28 +90,64 @@ COMMENT ON COLUMN powersync.current_data.lookups IS 'Encoded list of parameter l
 
 -- Text keys of the storage tables are COLLATE "C": byte order is all any reader needs, and in a database
 -- with a real locale (libc en_US, ICU) every B-tree comparison would otherwise go through strcoll/ICU.
-CREATE TABLE powersync.bucket_data (
+-- Bucket op logs (spec §2.1), stored in chunks: one row carries consecutive ops of ONE bucket written by
+-- one transaction, so one heap tuple + one index entry serve many ops (the per-op row layout cost
+-- most of the worker's time). powersync.bucket_data below is the op-per-row view of the same data.
+CREATE TABLE powersync.bucket_chunks (
   bucket        text COLLATE "C" NOT NULL,
-  op_id         bigint NOT NULL,
+  first_op      bigint NOT NULL,
+  last_op       bigint NOT NULL,
   sync_rules_id bigint NOT NULL,
-  op            text NOT NULL CHECK (op IN ('PUT', 'REMOVE', 'MOVE', 'CLEAR')),
-  object_type   text,
-  object_id     text,
-  subkey        text,
-  data          text,
-  checksum      bigint NOT NULL,
-  target_op     bigint,
+  op_count      integer NOT NULL,
+  first_count   bigint NOT NULL,
   cum_checksum  bigint NOT NULL,
   cum_count     bigint NOT NULL,
-  PRIMARY KEY (bucket, op_id)
+  ops           bytea NOT NULL,
+  PRIMARY KEY (bucket, first_op)
 );
-COMMENT ON TABLE powersync.bucket_data IS
-  'Bucket op logs (spec §2.1). Ops of a bucket after X up to checkpoint C: WHERE bucket = B AND op_id > X '
-  'AND op_id <= C ORDER BY op_id (primary key). Checksum of B at C: cum_checksum/cum_count of the last row '
-  'WHERE bucket = B AND op_id <= C ORDER BY op_id DESC LIMIT 1 (0/0 if none).';
-COMMENT ON COLUMN powersync.bucket_data.bucket IS 'Full bucket id incl. version prefix, e.g. 3#by_user["u1"].';
+COMMENT ON TABLE powersync.bucket_chunks IS
+  'Bucket op logs (spec §2.1) in chunks of consecutive ops of one bucket (a replication flush or snapshot '
+  'chunk; at most ~1.8 kB encoded so rows stay inline, one large op gets a chunk of its own). Chunks of a '
+  'bucket never overlap: ops after X up to checkpoint C are in the chunk with the greatest first_op <= X '
+  '(if its last_op > X) and the chunks with X < first_op <= C, in first_op order (primary key). Totals at C: '
+  'the chunk with the greatest first_op <= C gives cum_checksum/cum_count when last_op <= C (else unpack '
+  'it up to C). Read ops with powersync._chunk_ops(ops, after, upto) or the view powersync.bucket_data.';
+COMMENT ON COLUMN powersync.bucket_chunks.bucket IS 'Full bucket id incl. version prefix, e.g. 3#by_user["u1"].';
+COMMENT ON COLUMN powersync.bucket_chunks.first_op IS 'op_id of the chunk''s first op (from powersync.op_id_sequence).';
+COMMENT ON COLUMN powersync.bucket_chunks.last_op IS 'op_id of the chunk''s last op.';
+COMMENT ON COLUMN powersync.bucket_chunks.sync_rules_id IS 'Version that produced the ops (its data is dropped on STOP).';
+COMMENT ON COLUMN powersync.bucket_chunks.op_count IS 'Number of ops in the chunk.';
+COMMENT ON COLUMN powersync.bucket_chunks.first_count IS
+  'cum_count of the chunk''s first op. For the bucket''s first chunk: ops stored up to C = cum_count at C - '
+  'first_count + 1 (a CLEAR keeps the running count of the prefix it replaced).';
+COMMENT ON COLUMN powersync.bucket_chunks.cum_checksum IS
+  'Wrapping unsigned 32-bit sum of the checksums of all ops of this bucket up to last_op. MOVE keeps its '
+  'checksum and CLEAR sums its prefix, so compaction leaves these values valid.';
+COMMENT ON COLUMN powersync.bucket_chunks.cum_count IS
+  'Number of ops written to this bucket up to and including last_op (counted before compaction).';
+COMMENT ON COLUMN powersync.bucket_chunks.ops IS
+  'The ops, encoded as described in include/powersync/pg/op_chunk.h: per op the op id delta, kind, checksum, '
+  'object_type/object_id/subkey/data or target_op, and running totals (first op''s in the header).';
+
+-- The ops of a chunk with after < op_id <= upto (NULL: unbounded), in op id order. A corrupt chunk raises
+-- an ERROR.
+CREATE FUNCTION powersync._chunk_ops(ops bytea, after bigint DEFAULT NULL, upto bigint DEFAULT NULL)
+RETURNS TABLE(op_id bigint, op text, object_type text, object_id text, subkey text, data text, checksum bigint,
+              target_op bigint, cum_checksum bigint, cum_count bigint)
+AS 'MODULE_PATHNAME', 'powersync_chunk_ops' LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 20;
+
+-- One row per op, as the op log was stored before chunks: for tests, tools and ad-hoc queries (a filter on
+-- bucket uses the chunks' primary key; one on op_id alone unpacks every chunk).
+CREATE VIEW powersync.bucket_data AS
+  SELECT c.bucket, o.op_id, c.sync_rules_id, o.op, o.object_type, o.object_id, o.subkey, o.data, o.checksum,
+         o.target_op, o.cum_checksum, o.cum_count
+    FROM powersync.bucket_chunks c CROSS JOIN LATERAL powersync._chunk_ops(c.ops) o;
+COMMENT ON VIEW powersync.bucket_data IS
+  'Bucket op logs one row per op (unpacked from powersync.bucket_chunks). Ops of a bucket after X up to '
+  'checkpoint C: powersync.bucket_ops(). Writable for tests and tools: INSERT packs each row into a chunk of '
+  'its own, UPDATE/DELETE rewrite the chunk holding the op; the replication worker writes chunks directly.';
 COMMENT ON COLUMN powersync.bucket_data.op_id IS 'From powersync.op_id_sequence; increasing in replication order.';
-COMMENT ON COLUMN powersync.bucket_data.sync_rules_id IS 'Version that produced the op (its data is dropped on STOP).';
+COMMENT ON COLUMN powersync.bucket_data.op IS 'PUT, REMOVE, MOVE or CLEAR.';
 COMMENT ON COLUMN powersync.bucket_data.object_type IS 'Output table name (NULL for MOVE/CLEAR).';
 COMMENT ON COLUMN powersync.bucket_data.object_id IS 'Output row id (NULL for MOVE/CLEAR).';
 COMMENT ON COLUMN powersync.bucket_data.subkey IS '"<source_table_id>/<source_key hex>", stable per source row (NULL for MOVE/CLEAR).';
@@ -119,10 +155,45 @@ COMMENT ON COLUMN powersync.bucket_data.data IS 'Row JSON for PUT (exact bytes h
 COMMENT ON COLUMN powersync.bucket_data.checksum IS 'Op checksum, unsigned 32-bit (spec §2.3).';
 COMMENT ON COLUMN powersync.bucket_data.target_op IS 'MOVE/CLEAR: op id that superseded the op(s) (spec §2.5); else NULL.';
 COMMENT ON COLUMN powersync.bucket_data.cum_checksum IS
-  'Wrapping unsigned 32-bit sum of the checksums of all ops of this bucket with op_id <= this op. MOVE keeps '
-  'its checksum and CLEAR sums its prefix, so compaction leaves these values valid.';
+  'Wrapping unsigned 32-bit sum of the checksums of all ops of this bucket with op_id <= this op.';
 COMMENT ON COLUMN powersync.bucket_data.cum_count IS
   'Number of ops written to this bucket up to and including this op (counted before compaction).';
+
+-- Packs rows of the view's type into new chunks, sorted by (bucket, op_id); ops with different groups
+-- never share a chunk (compaction rewrites chunk by chunk). Returns the number of chunks written.
+CREATE FUNCTION powersync._write_ops(ops powersync.bucket_data[], groups bigint[] DEFAULT NULL) RETURNS bigint
+AS 'MODULE_PATHNAME', 'powersync_write_ops' LANGUAGE C VOLATILE;
+
+-- Writes through the view (tests, tools): the chunk holding the op is unpacked, changed and written again.
+CREATE FUNCTION powersync._bucket_data_write() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  target record;
+  kept powersync.bucket_data[];
+BEGIN
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN
+    SELECT c.bucket, c.first_op INTO target FROM powersync.bucket_chunks c
+     WHERE c.bucket = OLD.bucket AND c.first_op <= OLD.op_id ORDER BY c.first_op DESC LIMIT 1;
+    SELECT array_agg(ROW(target.bucket, o.op_id, c.sync_rules_id, o.op, o.object_type, o.object_id, o.subkey, o.data,
+                         o.checksum, o.target_op, o.cum_checksum, o.cum_count)::powersync.bucket_data ORDER BY o.op_id)
+      INTO kept
+      FROM powersync.bucket_chunks c CROSS JOIN LATERAL powersync._chunk_ops(c.ops) o
+     WHERE c.bucket = target.bucket AND c.first_op = target.first_op AND o.op_id <> OLD.op_id;
+    IF NOT FOUND OR target.bucket IS NULL THEN
+      RETURN NULL;
+    END IF;
+    DELETE FROM powersync.bucket_chunks c WHERE c.bucket = target.bucket AND c.first_op = target.first_op;
+    IF TG_OP = 'UPDATE' THEN
+      kept := kept || NEW;  -- in place of OLD, so that the rewritten chunk covers the same op id range
+    END IF;
+    PERFORM powersync._write_ops(kept);
+    RETURN CASE WHEN TG_OP = 'UPDATE' THEN NEW ELSE OLD END;
+  END IF;
+  PERFORM powersync._write_ops(ARRAY[NEW]);
+  RETURN NEW;
+END $$;
+CREATE TRIGGER bucket_data_write INSTEAD OF INSERT OR UPDATE OR DELETE ON powersync.bucket_data
+  FOR EACH ROW EXECUTE FUNCTION powersync._bucket_data_write();
 
 CREATE TABLE powersync.bucket_state (
   bucket        text COLLATE "C" PRIMARY KEY,
@@ -132,7 +203,7 @@ CREATE TABLE powersync.bucket_state (
   count         bigint NOT NULL
 );  -- no fillfactor for HOT: last_op changes on every update and is indexed (bucket_state_last_op)
 COMMENT ON TABLE powersync.bucket_state IS
-  'Running totals per bucket at its newest op (= cum_checksum/cum_count of bucket_data at last_op).';
+  'Running totals per bucket at its newest op (= cum_checksum/cum_count of its newest chunk in bucket_chunks).';
 COMMENT ON COLUMN powersync.bucket_state.checksum IS 'Unsigned 32-bit wrapping sum of all op checksums of the bucket.';
 
 CREATE TABLE powersync.bucket_parameters (

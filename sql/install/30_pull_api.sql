@@ -18,23 +18,34 @@ LANGUAGE sql STABLE AS $$
   SELECT coalesce(at_checkpoint, (SELECT s.last_checkpoint FROM powersync.sync_rules s WHERE s.state = 'ACTIVE'))
 $$;
 
--- Checksum and op count of each bucket at the checkpoint: one backward index probe per bucket on
--- bucket_data's primary key (the running totals of the newest op <= C), and one forward probe for the
--- bucket's first stored op: a CLEAR deletes the ops before it and keeps the running totals, so the ops
--- stored up to C are cum_count(newest <= C) - cum_count(first) + 1 (spec §2.3: count = ops a client
--- downloads). Buckets without ops give 0/0.
+-- Running totals of a bucket at its newest op <= c: one backward probe of bucket_chunks' primary key (the
+-- chunk with the greatest first_op <= c); its stored totals unless the chunk runs past c, which only a
+-- checkpoint inside a chunk can cause (never one made by replication): then it is unpacked up to c.
+CREATE FUNCTION powersync._totals_at(bucket text, c bigint)
+RETURNS TABLE(op_id bigint, cum_checksum bigint, cum_count bigint)
+LANGUAGE sql STABLE AS $$
+  SELECT coalesce(t.op_id, x.last_op), coalesce(t.cum_checksum, x.cum_checksum), coalesce(t.cum_count, x.cum_count)
+    FROM (SELECT y.last_op, y.cum_checksum, y.cum_count, y.ops FROM powersync.bucket_chunks y
+           WHERE y.bucket = _totals_at.bucket AND y.first_op <= _totals_at.c
+           ORDER BY y.first_op DESC LIMIT 1) x
+    LEFT JOIN LATERAL (
+      SELECT o.op_id, o.cum_checksum, o.cum_count FROM powersync._chunk_ops(x.ops, NULL, _totals_at.c) o
+       WHERE x.last_op > _totals_at.c ORDER BY o.op_id DESC LIMIT 1) t ON true
+$$;
+
+-- Checksum and op count of each bucket at the checkpoint: the running totals at the newest op <= C
+-- (_totals_at) and one forward probe for the bucket's first chunk: a CLEAR deletes the ops before it and
+-- keeps the running totals, so the ops stored up to C are cum_count(newest <= C) - cum_count(first) + 1
+-- (spec §2.3: count = ops a client downloads). Buckets without ops give 0/0.
 CREATE FUNCTION powersync.bucket_checksums(buckets text[], at_checkpoint bigint DEFAULT NULL)
 RETURNS TABLE(bucket text, checksum bigint, count bigint)
 LANGUAGE sql STABLE AS $$
-  SELECT b.name, coalesce(d.cum_checksum, 0), coalesce(d.cum_count - f.cum_count + 1, 0)
+  SELECT b.name, coalesce(d.cum_checksum, 0), coalesce(d.cum_count - f.first_count + 1, 0)
     FROM unnest(buckets) WITH ORDINALITY AS b(name, ord)
+    LEFT JOIN LATERAL powersync._totals_at(b.name, powersync._at(at_checkpoint)) d ON true
     LEFT JOIN LATERAL (
-      SELECT x.cum_checksum, x.cum_count FROM powersync.bucket_data x
-       WHERE x.bucket = b.name AND x.op_id <= powersync._at(at_checkpoint)
-       ORDER BY x.op_id DESC LIMIT 1) d ON true
-    LEFT JOIN LATERAL (
-      SELECT y.cum_count FROM powersync.bucket_data y
-       WHERE y.bucket = b.name ORDER BY y.op_id LIMIT 1) f ON d.cum_count IS NOT NULL
+      SELECT y.first_count FROM powersync.bucket_chunks y
+       WHERE y.bucket = b.name ORDER BY y.first_op LIMIT 1) f ON d.cum_count IS NOT NULL
    WHERE b.name IS NOT NULL
    ORDER BY b.ord
 $$;
@@ -44,20 +55,30 @@ COMMENT ON FUNCTION powersync.bucket_checksums(text[], bigint) IS
   'when a CLEAR replaces a prefix). Buckets with no ops: 0, 0. Output in input order.';
 
 -- Ops of one bucket with after < op_id <= C, ascending, at most max_ops (NULL: all). A plain SQL
--- function so that the planner inlines it into the caller's query: a range scan of bucket_data's
--- primary key. MOVE/CLEAR ops carry data {"target":"<target_op>"} (never hashed; clients ignore it):
--- the gateway must not send a complete line for checkpoint C if any such target is > C (spec §2.5).
+-- function so that the planner inlines it into the caller's query: the chunk holding `after` (greatest
+-- first_op <= after, if it runs past it) then a range scan of bucket_chunks' primary key over the chunks
+-- starting in (after, C], each unpacked by _chunk_ops (which filters after < op_id <= C). Chunks of a
+-- bucket never overlap, so this Append of two ordered scans, unpacked in order, is in op id order; no
+-- sort, and LIMIT stops the scan early. MOVE/CLEAR ops carry data {"target":"<target_op>"} (never
+-- hashed; clients ignore it): the gateway must not send a complete line for checkpoint C if any such
+-- target is > C (spec §2.5).
 CREATE FUNCTION powersync.bucket_ops(bucket text, after bigint, at_checkpoint bigint, max_ops int DEFAULT NULL)
 RETURNS TABLE(op_id bigint, op text, object_type text, object_id text, subkey text, data text, checksum bigint)
 LANGUAGE sql STABLE AS $$
-  SELECT d.op_id, d.op, d.object_type, d.object_id, d.subkey,
-         CASE WHEN d.target_op IS NULL THEN d.data ELSE '{"target":"' || d.target_op || '"}' END,
-         d.checksum
-    FROM powersync.bucket_data d
-   WHERE d.bucket = bucket_ops.bucket
-     AND d.op_id > coalesce(bucket_ops.after, 0)
-     AND d.op_id <= powersync._at(bucket_ops.at_checkpoint)
-   ORDER BY d.op_id
+  SELECT o.op_id, o.op, o.object_type, o.object_id, o.subkey,
+         CASE WHEN o.target_op IS NULL THEN o.data ELSE '{"target":"' || o.target_op || '"}' END,
+         o.checksum
+    FROM (SELECT h.ops FROM (SELECT x.ops, x.last_op FROM powersync.bucket_chunks x
+                              WHERE x.bucket = bucket_ops.bucket AND x.first_op <= coalesce(bucket_ops.after, 0)
+                              ORDER BY x.first_op DESC LIMIT 1) h
+           WHERE h.last_op > coalesce(bucket_ops.after, 0)
+          UNION ALL
+          (SELECT x.ops FROM powersync.bucket_chunks x
+            WHERE x.bucket = bucket_ops.bucket AND x.first_op > coalesce(bucket_ops.after, 0)
+              AND x.first_op <= powersync._at(bucket_ops.at_checkpoint)
+            ORDER BY x.first_op)) c
+    CROSS JOIN LATERAL powersync._chunk_ops(c.ops, coalesce(bucket_ops.after, 0),
+                                            powersync._at(bucket_ops.at_checkpoint)) o
    LIMIT bucket_ops.max_ops
 $$;
 COMMENT ON FUNCTION powersync.bucket_ops(text, bigint, bigint, int) IS
@@ -90,12 +111,11 @@ LANGUAGE sql STABLE AS $$
     JOIN LATERAL (  -- the newest op <= C: bucket_state's own totals unless ops past C exist
       SELECT b.last_op AS op_id, b.checksum AS cum_checksum, b.count AS cum_count WHERE b.last_op <= v.c
       UNION ALL
-      (SELECT x.op_id, x.cum_checksum, x.cum_count FROM powersync.bucket_data x
-        WHERE b.last_op > v.c AND x.bucket = b.bucket AND x.op_id <= v.c
-        ORDER BY x.op_id DESC LIMIT 1)) d ON d.op_id > after_op
+      (SELECT t.op_id, t.cum_checksum, t.cum_count FROM powersync._totals_at(b.bucket, v.c) t
+        WHERE b.last_op > v.c)) d ON d.op_id > after_op
     JOIN LATERAL (
-      SELECT y.cum_count FROM powersync.bucket_data y
-       WHERE y.bucket = b.bucket ORDER BY y.op_id LIMIT 1) f ON true
+      SELECT y.first_count AS cum_count FROM powersync.bucket_chunks y
+       WHERE y.bucket = b.bucket ORDER BY y.first_op LIMIT 1) f ON true
   UNION ALL
   SELECT 'write_checkpoint', w.user_id, NULL, NULL
     FROM c_lsn JOIN powersync.write_checkpoints w ON w.lsn > after_lsn AND w.lsn <= coalesce(c_lsn.lsn, w.lsn)

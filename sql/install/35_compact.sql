@@ -12,33 +12,64 @@ COMMENT ON TABLE powersync.compaction_state IS
   'Written only by powersync.compact(): per bucket the checkpoint op id up to which it was compacted.';
 
 -- MOVE pass over ops <= bound of the given buckets: every PUT/REMOVE that is not the newest op of its
--- row key (object_type, object_id, subkey) becomes MOVE with target_op = that newest op's id.
+-- row key (object_type, object_id, subkey) becomes MOVE with target_op = that newest op's id. Only the
+-- chunks holding such an op are rewritten (deleted and packed again chunk by chunk, same op ids, same
+-- running totals). Chunks at or below bound were committed before the checkpoint; the worker only
+-- appends chunks above it, so nothing here races with replication.
 CREATE FUNCTION powersync._compact_move(buckets text[], bound bigint) RETURNS bigint
-LANGUAGE sql VOLATILE AS $$
-  WITH live AS (
-    SELECT d.bucket, d.op_id,
-           max(d.op_id) OVER (PARTITION BY d.bucket, d.object_type, d.object_id, d.subkey) AS newest
-      FROM powersync.bucket_data d
-     WHERE d.bucket = ANY (buckets) AND d.op_id <= bound AND d.op IN ('PUT', 'REMOVE')),
-  moved AS (
-    UPDATE powersync.bucket_data d
-       SET op = 'MOVE', object_type = NULL, object_id = NULL, subkey = NULL, data = NULL, target_op = live.newest
-      FROM live
-     WHERE d.bucket = live.bucket AND d.op_id = live.op_id AND live.op_id < live.newest
-       AND d.op IN ('PUT', 'REMOVE')
-    RETURNING 1)
-  SELECT count(*) FROM moved
-$$;
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  move_buckets text[];
+  move_chunks bigint[];
+  move_ops bigint[];
+  move_targets bigint[];
+  rewritten powersync.bucket_data[];
+  groups bigint[];
+BEGIN
+  WITH ops AS (
+    SELECT c.bucket, c.first_op AS chunk, o.op_id, o.op, o.object_type, o.object_id, o.subkey
+      FROM powersync.bucket_chunks c CROSS JOIN LATERAL powersync._chunk_ops(c.ops, NULL, bound) o
+     WHERE c.bucket = ANY (buckets) AND c.first_op <= bound),
+  live AS (
+    SELECT ops.bucket, ops.chunk, ops.op_id,
+           max(ops.op_id) OVER (PARTITION BY ops.bucket, ops.object_type, ops.object_id, ops.subkey) AS newest
+      FROM ops WHERE ops.op IN ('PUT', 'REMOVE'))
+  SELECT array_agg(live.bucket), array_agg(live.chunk), array_agg(live.op_id), array_agg(live.newest)
+    INTO move_buckets, move_chunks, move_ops, move_targets
+    FROM live WHERE live.op_id < live.newest;
+  IF move_ops IS NULL THEN
+    RETURN 0;
+  END IF;
+  WITH moves AS (SELECT * FROM unnest(move_buckets, move_chunks, move_ops, move_targets) AS m(bucket, chunk, op_id, target)),
+  chunks AS (
+    SELECT c.* FROM (SELECT DISTINCT moves.bucket, moves.chunk FROM moves) t
+      JOIN powersync.bucket_chunks c ON c.bucket = t.bucket AND c.first_op = t.chunk)
+  SELECT array_agg(CASE WHEN m.op_id IS NOT NULL
+                        THEN ROW(c.bucket, o.op_id, c.sync_rules_id, 'MOVE', NULL, NULL, NULL, NULL, o.checksum,
+                                 m.target, o.cum_checksum, o.cum_count)::powersync.bucket_data
+                        ELSE ROW(c.bucket, o.op_id, c.sync_rules_id, o.op, o.object_type, o.object_id, o.subkey,
+                                 o.data, o.checksum, o.target_op, o.cum_checksum, o.cum_count)::powersync.bucket_data END),
+         array_agg(c.first_op)
+    INTO rewritten, groups
+    FROM chunks c CROSS JOIN LATERAL powersync._chunk_ops(c.ops) o
+    LEFT JOIN moves m ON m.bucket = c.bucket AND m.op_id = o.op_id;
+  DELETE FROM powersync.bucket_chunks c USING (SELECT DISTINCT * FROM unnest(move_buckets, move_chunks)) AS t(bucket, first_op)
+   WHERE c.bucket = t.bucket AND c.first_op = t.first_op;
+  PERFORM powersync._write_ops(rewritten, groups);
+  RETURN cardinality(move_ops);
+END $$;
 
 -- CLEAR pass of one bucket: if the ops <= bound start with a run of non-PUT ops holding at least two
 -- REMOVE/MOVE ops, the run becomes one CLEAR at the run's last op id with the run's summed checksum
--- and the largest target_op in it. That row keeps its cum_checksum/cum_count, which already cover
--- the run. Returns the number of ops removed.
+-- and the largest target_op in it. That op keeps its cum_checksum/cum_count, which already cover the
+-- run. The chunks holding the run are deleted; the chunk holding the run's last op is written again
+-- starting with the CLEAR. Returns the number of ops removed.
 CREATE FUNCTION powersync._compact_clear(bucket_id text, bound bigint) RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
   first_put bigint;
   run record;
+  rest powersync.bucket_data[];
 BEGIN
   SELECT min(d.op_id) INTO first_put FROM powersync.bucket_data d
    WHERE d.bucket = bucket_id AND d.op_id <= bound AND d.op = 'PUT';
@@ -50,11 +81,16 @@ BEGIN
   IF run.removals < 2 THEN
     RETURN 0;
   END IF;
-  DELETE FROM powersync.bucket_data d WHERE d.bucket = bucket_id AND d.op_id < run.last_op;
-  UPDATE powersync.bucket_data d
-     SET op = 'CLEAR', object_type = NULL, object_id = NULL, subkey = NULL, data = NULL,
-         checksum = run.checksum, target_op = coalesce(run.target_op, run.last_op)
-   WHERE d.bucket = bucket_id AND d.op_id = run.last_op;
+  SELECT array_agg(CASE WHEN o.op_id = run.last_op
+                        THEN ROW(c.bucket, o.op_id, c.sync_rules_id, 'CLEAR', NULL, NULL, NULL, NULL, run.checksum,
+                                 coalesce(run.target_op, run.last_op), o.cum_checksum, o.cum_count)::powersync.bucket_data
+                        ELSE ROW(c.bucket, o.op_id, c.sync_rules_id, o.op, o.object_type, o.object_id, o.subkey,
+                                 o.data, o.checksum, o.target_op, o.cum_checksum, o.cum_count)::powersync.bucket_data END)
+    INTO rest
+    FROM powersync.bucket_chunks c CROSS JOIN LATERAL powersync._chunk_ops(c.ops, run.last_op - 1, NULL) o
+   WHERE c.bucket = bucket_id AND c.first_op <= run.last_op;
+  DELETE FROM powersync.bucket_chunks c WHERE c.bucket = bucket_id AND c.first_op <= run.last_op;
+  PERFORM powersync._write_ops(rest);
   RETURN run.ops - 1;
 END $$;
 

@@ -1,5 +1,5 @@
 // The change batch of a replication round: a current_data cache (prefetched in bulk) and the pending
-// ops/lookups, written with one array-parameter statement per table at flush time. Op ids are taken
+// ops/lookups, written in bulk at flush time (ops packed into per-bucket chunks, chunk_store.h). Op ids are taken
 // from powersync.op_id_sequence as one block per flush, in generation order; cumulative checksums
 // continue bucket_state.
 #include "powersync/rules/sync_rules.h"  // first: Postgres headers redefine snprintf, which breaks nlohmann/json
@@ -18,6 +18,7 @@ extern "C" {
 #include <unordered_map>
 
 #include "powersync/pg/bulk_write.h"
+#include "powersync/pg/chunk_store.h"
 #include "powersync/pg/replication.h"
 #include "powersync/pg/spi.h"
 
@@ -197,29 +198,10 @@ void ChangeBatch::write_current_data() {
 
 namespace {
 
-// Ops in bucket_data column order: bucket, op_id, sync_rules_id, op, object_type, object_id, subkey,
-// data, checksum, target_op, cum_checksum, cum_count.
-struct OpRows : bulk::RowSource {
+// Ops of a flush with their op ids and running totals, before they are packed into chunks.
+struct OpRows {
   std::vector<const PendingRecord*> records;
   std::vector<int64_t> op_ids, cum_checksums, cum_counts;
-  void fill(size_t i, Datum* values, bool* nulls) noexcept override {
-    const PendingRecord& r = *records[i];
-    bool put = r.kind == PendingRecord::Kind::Put;
-    for (int c = 0; c < 12; ++c) nulls[c] = false;
-    values[0] = varlena_datum(r.bucket);
-    values[1] = Int64GetDatum(op_ids[i]);
-    values[2] = Int64GetDatum(r.version);
-    values[3] = PointerGetDatum(cstring_to_text(put ? "PUT" : "REMOVE"));
-    values[4] = varlena_datum(r.table);
-    values[5] = varlena_datum(r.id);
-    values[6] = varlena_datum(r.subkey);
-    if (put) values[7] = varlena_datum(r.data);
-    nulls[7] = !put;
-    values[8] = Int64GetDatum(static_cast<int64_t>(r.checksum));
-    nulls[9] = true;
-    values[10] = Int64GetDatum(cum_checksums[i]);
-    values[11] = Int64GetDatum(cum_counts[i]);
-  }
 };
 
 // Lookup rows in bucket_parameters column order: id, sync_rules_id, source_table_id, source_key,
@@ -239,22 +221,29 @@ struct LookupRows : bulk::RowSource {
   }
 };
 
-// Orders ops by (bucket, op_id), the primary key: consecutive index insertions then go to the same leaf
-// page (hot in cache), and each bucket's ops of a flush are adjacent in the heap for the readers.
-void sort_by_bucket(OpRows& ops) {
+// Packs the ops into chunks of one bucket each (op_chunk.h), in (bucket, op_id) order: each bucket's
+// ops of a flush are consecutive op-id-wise within the bucket, so one chunk row carries many of them.
+std::vector<chunk::ChunkRow>& pack_chunks(const OpRows& ops, chunk::Builder& builder) {
   std::vector<size_t> order(ops.records.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return ops.records[a]->bucket < ops.records[b]->bucket; });
-  OpRows sorted;
-  sorted.records.reserve(order.size());
   for (size_t i : order) {
-    sorted.records.push_back(ops.records[i]);
-    sorted.op_ids.push_back(ops.op_ids[i]);
-    sorted.cum_checksums.push_back(ops.cum_checksums[i]);
-    sorted.cum_counts.push_back(ops.cum_counts[i]);
+    const PendingRecord& r = *ops.records[i];
+    bool put = r.kind == PendingRecord::Kind::Put;
+    chunk::Op op;
+    op.op_id = ops.op_ids[i];
+    op.kind = put ? chunk::OpKind::Put : chunk::OpKind::Remove;
+    op.checksum = r.checksum;
+    op.object_type = std::string_view(r.table);
+    op.object_id = std::string_view(r.id);
+    op.subkey = std::string_view(r.subkey);
+    if (put) op.data = std::string_view(r.data);
+    op.cum_checksum = static_cast<uint32_t>(ops.cum_checksums[i]);
+    op.cum_count = ops.cum_counts[i];
+    builder.add(r.bucket, r.version, op);
   }
-  ops = std::move(sorted);
+  return builder.finish();
 }
 
 }  // namespace
@@ -310,8 +299,8 @@ void ChangeBatch::write_records() {
     ops.cum_counts.push_back(s.count);
   }
   if (!ops.records.empty()) {
-    sort_by_bucket(ops);
-    bulk::insert_rows("bucket_data", 12, ops.records.size(), ops);
+    chunk::Builder builder;
+    chunk::insert_chunks(pack_chunks(ops, builder));
     ops_written_ += static_cast<int64_t>(ops.records.size());
     std::vector<std::string> s_bucket;
     std::vector<int64_t> s_version, s_last, s_checksum, s_count;

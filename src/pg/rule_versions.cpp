@@ -309,7 +309,7 @@ const char* kCompactLock = "hashtext('powersync.compact')";
 void Replicator::drop_version_data(int64_t version) {
   std::string id = std::to_string(version);
   spi::exec(std::string("SELECT pg_advisory_xact_lock(") + kCompactLock + ")");
-  spi::exec("DELETE FROM powersync.bucket_data WHERE sync_rules_id = " + id);
+  spi::exec("DELETE FROM powersync.bucket_chunks WHERE sync_rules_id = " + id);
   spi::exec("DELETE FROM powersync.bucket_state WHERE sync_rules_id = " + id);
   spi::exec("DELETE FROM powersync.bucket_parameters WHERE sync_rules_id = " + id);
   spi::exec("DELETE FROM powersync.current_data WHERE source_table_id IN "

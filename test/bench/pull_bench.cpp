@@ -1,6 +1,7 @@
 // Benchmark of the SQL pull API hot path (issue 3): stream all ops of one large bucket through
-// powersync.bucket_ops() in pages, as the gateway does, and compare with the same paged query
-// written directly against bucket_data (baseline) in the same run; also time bucket_checksums()
+// powersync.bucket_ops() in pages, as the gateway does (ops stored in chunks, powersync.bucket_chunks), and
+// compare with the same paged query against a plain table of one row per op with a (bucket, op_id)
+// primary key (the layout before chunks: baseline) in the same run; also time bucket_checksums()
 // over 1,000 buckets. Needs a database with the extension and no active sync rules (it installs a
 // fake version with generated ops inside a transaction it rolls back at the end).
 //   pull_bench "<libpq conninfo>" [ops=1000000] [page=10000]
@@ -78,21 +79,28 @@ int main(int argc, char** argv) {
   exec("UPDATE powersync.sync_rules SET state = 'STOP' WHERE state = 'ACTIVE'");
   exec("INSERT INTO powersync.sync_rules (id, content, state, snapshot_done, last_checkpoint, last_checkpoint_lsn) "
        "VALUES (990000, 'bucket_definitions: {}', 'ACTIVE', true, " + std::to_string(ops + 2000) + ", '0/1')");
-  // One big bucket of realistic PUTs (~110-byte rows), and 1,000 small buckets.
-  exec("INSERT INTO powersync.bucket_data (bucket, op_id, sync_rules_id, op, object_type, object_id, subkey, data, "
+  // One big bucket of realistic PUTs (~110-byte rows), and 1,000 small buckets: generated into the baseline
+  // table (the per-op layout), then packed into chunks of up to 1,000 ops each as a replication flush would.
+  exec("CREATE TEMP TABLE op_rows (LIKE powersync.bucket_data, PRIMARY KEY (bucket, op_id))");
+  exec("INSERT INTO op_rows (bucket, op_id, sync_rules_id, op, object_type, object_id, subkey, data, "
        "checksum, cum_checksum, cum_count) "
        "SELECT '990000#big[]', i, 990000, 'PUT', 'todos', 't' || i, '7/' || md5(i::text), "
        "'{\"id\":\"t' || i || '\",\"list_id\":\"l1\",\"description\":\"Todo item number ' || i || '\",\"completed\":0}', "
        "(i::bigint * 2654435761) % 4294967296, (i::bigint * 12345) % 4294967296, i FROM generate_series(1, " + std::to_string(ops) + ") i");
-  exec("INSERT INTO powersync.bucket_data (bucket, op_id, sync_rules_id, op, object_type, object_id, subkey, data, "
+  exec("INSERT INTO op_rows (bucket, op_id, sync_rules_id, op, object_type, object_id, subkey, data, "
        "checksum, cum_checksum, cum_count) "
        "SELECT '990000#small[' || (i % 1000) || ']', " + std::to_string(ops) + " + i, 990000, 'PUT', 't', i::text, "
        "'1/' || i, '{}', i, i, i FROM generate_series(1, 2000) i");
-  exec("ANALYZE powersync.bucket_data");
+  exec("ANALYZE op_rows");
+  exec("SELECT powersync._write_ops(array_agg(ROW(r.bucket, r.op_id, r.sync_rules_id, r.op, r.object_type, r.object_id, "
+       "r.subkey, r.data, r.checksum, r.target_op, r.cum_checksum, r.cum_count)::powersync.bucket_data), "
+       "array_agg(r.op_id / 1000)) "
+       "FROM op_rows r GROUP BY r.op_id / 20000");
+  exec("ANALYZE powersync.bucket_chunks");
   std::printf("setup: %ld ops in one bucket + 2000 ops in 1000 buckets (%.1fs)\n", ops, seconds_since(t0));
 
   prepare("api", "SELECT * FROM powersync.bucket_ops($1, $2, $3, $4)");
-  prepare("raw", "SELECT op_id, op, object_type, object_id, subkey, data, checksum FROM powersync.bucket_data "
+  prepare("raw", "SELECT op_id, op, object_type, object_id, subkey, data, checksum FROM op_rows "
                  "WHERE bucket = $1 AND op_id > $2 AND op_id <= $3 ORDER BY op_id LIMIT $4");
   long checkpoint = ops + 2000;
   long bytes = 0;
