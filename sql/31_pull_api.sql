@@ -66,7 +66,7 @@ INSERT INTO powersync.sync_rules (id, content, state, snapshot_done, last_checkp
 VALUES (900000, 'bucket_definitions: {}', 'ACTIVE', true, 6, '0/100');
 INSERT INTO powersync.checkpoints (sync_rules_id, op_id, lsn) VALUES (900000, 3, '0/50'), (900000, 6, '0/100');
 
--- The hot path plans as range scans of bucket_chunks' primary key, unpacked in order (the SQL functions are inlined).
+-- The hot path is one call of the C reader (the SQL wrapper is inlined).
 EXPLAIN (COSTS OFF) SELECT * FROM powersync.bucket_ops('900000#a[]', 0, 10, 100);
 
 -- Write checkpoints: per-key counters starting at 1; client ids make separate keys.

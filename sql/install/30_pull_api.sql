@@ -54,32 +54,22 @@ COMMENT ON FUNCTION powersync.bucket_checksums(text[], bigint) IS
   'count (number of ops stored with op_id <= at_checkpoint, i.e. what a client downloads; compaction lowers it '
   'when a CLEAR replaces a prefix). Buckets with no ops: 0, 0. Output in input order.';
 
--- Ops of one bucket with after < op_id <= C, ascending, at most max_ops (NULL: all). A plain SQL
--- function so that the planner inlines it into the caller's query: the chunk holding `after` (greatest
--- first_op <= after, if it runs past it) then a range scan of bucket_chunks' primary key over the chunks
--- starting in (after, C], each unpacked by _chunk_ops (which filters after < op_id <= C). Chunks of a
--- bucket never overlap, so this Append of two ordered scans, unpacked in order, is in op id order; no
--- sort, and LIMIT stops the scan early. MOVE/CLEAR ops carry data {"target":"<target_op>"} (never
--- hashed; clients ignore it): the gateway must not send a complete line for checkpoint C if any such
--- target is > C (spec §2.5).
+-- Ops of one bucket with after < op_id <= C, ascending, at most max_ops (NULL: all). Read in C
+-- (src/pg/op_chunks.cpp): the chunk holding `after` (greatest first_op <= after, if it runs past it),
+-- then a range scan of bucket_chunks' primary key over the chunks starting in (after, C], unpacked in
+-- order until max_ops; chunks of a bucket never overlap, so that is op id order. A plain SQL wrapper,
+-- so that the planner inlines it into the caller's query. MOVE/CLEAR ops carry data
+-- {"target":"<target_op>"} (never hashed; clients ignore it): the gateway must not send a complete line
+-- for checkpoint C if any such target is > C (spec §2.5).
+CREATE FUNCTION powersync._bucket_ops(bucket text, after bigint, upto bigint, max_ops int)
+RETURNS TABLE(op_id bigint, op text, object_type text, object_id text, subkey text, data text, checksum bigint)
+AS 'MODULE_PATHNAME', 'powersync_bucket_ops' LANGUAGE C STABLE ROWS 1000;
+
 CREATE FUNCTION powersync.bucket_ops(bucket text, after bigint, at_checkpoint bigint, max_ops int DEFAULT NULL)
 RETURNS TABLE(op_id bigint, op text, object_type text, object_id text, subkey text, data text, checksum bigint)
 LANGUAGE sql STABLE AS $$
-  SELECT o.op_id, o.op, o.object_type, o.object_id, o.subkey,
-         CASE WHEN o.target_op IS NULL THEN o.data ELSE '{"target":"' || o.target_op || '"}' END,
-         o.checksum
-    FROM (SELECT h.ops FROM (SELECT x.ops, x.last_op FROM powersync.bucket_chunks x
-                              WHERE x.bucket = bucket_ops.bucket AND x.first_op <= coalesce(bucket_ops.after, 0)
-                              ORDER BY x.first_op DESC LIMIT 1) h
-           WHERE h.last_op > coalesce(bucket_ops.after, 0)
-          UNION ALL
-          (SELECT x.ops FROM powersync.bucket_chunks x
-            WHERE x.bucket = bucket_ops.bucket AND x.first_op > coalesce(bucket_ops.after, 0)
-              AND x.first_op <= powersync._at(bucket_ops.at_checkpoint)
-            ORDER BY x.first_op)) c
-    CROSS JOIN LATERAL powersync._chunk_ops(c.ops, coalesce(bucket_ops.after, 0),
-                                            powersync._at(bucket_ops.at_checkpoint)) o
-   LIMIT bucket_ops.max_ops
+  SELECT * FROM powersync._bucket_ops(bucket_ops.bucket, coalesce(bucket_ops.after, 0),
+                                      powersync._at(bucket_ops.at_checkpoint), bucket_ops.max_ops)
 $$;
 COMMENT ON FUNCTION powersync.bucket_ops(text, bigint, bigint, int) IS
   'Ops of a bucket with after < op_id <= at_checkpoint in op_id order, at most max_ops (NULL: no limit). '

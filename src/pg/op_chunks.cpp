@@ -3,17 +3,29 @@
 // of that view's type into chunks (compaction rewrites, writes through the view).
 extern "C" {
 #include "postgres.h"
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "funcapi.h"
 #include "utils/array.h"
+#include "nodes/makefuncs.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
 #include "utils/lsyscache.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(powersync_chunk_ops);
 PG_FUNCTION_INFO_V1(powersync_write_ops);
+PG_FUNCTION_INFO_V1(powersync_bucket_ops);
 }
 
 #include <algorithm>
@@ -286,5 +298,120 @@ extern "C" Datum powersync_write_ops(PG_FUNCTION_ARGS) {
     std::vector<chunk::ChunkRow>& chunks = builder.finish();
     chunk::insert_chunks(chunks);
     return Int64GetDatum(static_cast<int64_t>(chunks.size()));
+  });
+}
+
+// _bucket_ops(bucket text, after bigint, upto bigint, max_ops int): the hot read path behind
+// powersync.bucket_ops, one call per bucket instead of an executor node per chunk. Two scans of
+// bucket_chunks' primary key with the statement's snapshot: backward for the chunk holding `after` (the
+// greatest first_op <= after, used if its last_op > after), then forward over first_op in (after, upto];
+// ops after < op_id <= upto are emitted in op id order until max_ops (NULL: all). MOVE/CLEAR get data
+// {"target":"N"}.
+namespace {
+
+struct OpsOut {
+  ReturnSetInfo* rsinfo;
+  int64_t after, upto, limit, emitted = 0;
+};
+
+// Emits the chunk's ops in range; false once the limit is reached or an op past upto was seen.
+bool emit_chunk(Datum ops_datum, OpsOut& out) {
+  Datum plain = pg_call([&] { return PointerGetDatum(PG_DETOAST_DATUM_PACKED(ops_datum)); });
+  chunk::Reader reader(bytes_of(plain));
+  while (reader.next()) {
+    const chunk::Op& op = reader.op();
+    if (op.op_id <= out.after) continue;
+    if (op.op_id > out.upto) return false;
+    if (out.emitted >= out.limit) return false;
+    std::string target;
+    if (op.target_op) target = "{\"target\":\"" + std::to_string(*op.target_op) + "\"}";
+    pg_call([&] {
+      Datum values[7];
+      bool nulls[7] = {false, false, !op.object_type, !op.object_id, !op.subkey, !op.data && !op.target_op, false};
+      values[0] = Int64GetDatum(op.op_id);
+      values[1] = PointerGetDatum(cstring_to_text(chunk::op_kind_name(op.kind)));
+      values[2] = op.object_type ? text_datum(*op.object_type) : Datum(0);
+      values[3] = op.object_id ? text_datum(*op.object_id) : Datum(0);
+      values[4] = op.subkey ? text_datum(*op.subkey) : Datum(0);
+      values[5] = op.target_op ? text_datum(target) : op.data ? text_datum(*op.data) : Datum(0);
+      values[6] = Int64GetDatum(static_cast<int64_t>(op.checksum));
+      tuplestore_putvalues(out.rsinfo->setResult, out.rsinfo->setDesc, values, nulls);
+    });
+    ++out.emitted;
+  }
+  if (plain != ops_datum) pg_call([&] { pfree(DatumGetPointer(plain)); });
+  return true;
+}
+
+}  // namespace
+
+extern "C" Datum powersync_bucket_ops(PG_FUNCTION_ARGS) {
+  return pg_entry([&]() -> Datum {
+    pg_call([&] { InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC); });
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(2)) return Datum(0);
+    OpsOut out;
+    out.rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    out.after = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
+    out.upto = PG_GETARG_INT64(2);
+    out.limit = PG_ARGISNULL(3) ? INT64_MAX : PG_GETARG_INT32(3);
+    if (out.limit < 0)  // as the SQL LIMIT this replaced
+      pg_call([] {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_ROW_COUNT_IN_LIMIT_CLAUSE), errmsg("LIMIT must not be negative")));
+      });
+    if (out.limit <= 0 || out.upto <= out.after) return Datum(0);
+    Datum bucket = PG_GETARG_DATUM(0);
+    Relation heap = pg_call([] {
+      return table_openrv(makeRangeVar(const_cast<char*>("powersync"), const_cast<char*>("bucket_chunks"), -1),
+                          AccessShareLock);
+    });
+    Relation index = pg_call([&] {
+      Oid pk = RelationGetPrimaryKeyIndex(heap);
+      if (!OidIsValid(pk)) elog(ERROR, "powersync.bucket_chunks has no primary key: reinstall the extension");
+      return index_open(pk, AccessShareLock);
+    });
+    TupleTableSlot* slot = pg_call([&] { return table_slot_create(heap, nullptr); });
+    ScanKeyData keys[3];
+    // Btree scans keep the key count given at beginscan, so each probe gets its own scan.
+    auto next_chunk = [&](IndexScanDesc scan, ScanDirection dir, Datum* ops, int64_t* last_op) {
+      return pg_call([&] {
+        if (!index_getnext_slot(scan, dir, slot)) return false;
+        bool isnull;
+        *last_op = DatumGetInt64(slot_getattr(slot, 3, &isnull));
+        *ops = slot_getattr(slot, 9, &isnull);
+        return true;
+      });
+    };
+    Datum ops;
+    int64_t last_op;
+    // The chunk holding `after`, if it runs past it.
+    IndexScanDesc scan = pg_call([&] {
+      IndexScanDesc s = index_beginscan(heap, index, GetActiveSnapshot(), 2, 0);
+      ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ, bucket);
+      ScanKeyInit(&keys[1], 2, BTLessEqualStrategyNumber, F_INT8LE, Int64GetDatum(out.after));
+      index_rescan(s, keys, 2, nullptr, 0);
+      return s;
+    });
+    bool more = true;
+    if (next_chunk(scan, BackwardScanDirection, &ops, &last_op) && last_op > out.after) more = emit_chunk(ops, out);
+    pg_call([&] { index_endscan(scan); });
+    if (more) {
+      scan = pg_call([&] {
+        IndexScanDesc s = index_beginscan(heap, index, GetActiveSnapshot(), 3, 0);
+        ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ, bucket);
+        ScanKeyInit(&keys[1], 2, BTGreaterStrategyNumber, F_INT8GT, Int64GetDatum(out.after));
+        ScanKeyInit(&keys[2], 2, BTLessEqualStrategyNumber, F_INT8LE, Int64GetDatum(out.upto));
+        index_rescan(s, keys, 3, nullptr, 0);
+        return s;
+      });
+      while (next_chunk(scan, ForwardScanDirection, &ops, &last_op))
+        if (!emit_chunk(ops, out)) break;
+      pg_call([&] { index_endscan(scan); });
+    }
+    pg_call([&] {
+      ExecDropSingleTupleTableSlot(slot);
+      index_close(index, AccessShareLock);
+      table_close(heap, AccessShareLock);
+    });
+    return Datum(0);
   });
 }
