@@ -41,8 +41,9 @@ CREATE FUNCTION powersync.bucket_checksums(buckets text[], at_checkpoint bigint 
 RETURNS TABLE(bucket text, checksum bigint, count bigint)
 LANGUAGE sql STABLE AS $$
   SELECT b.name, coalesce(d.cum_checksum, 0), coalesce(d.cum_count - f.first_count + 1, 0)
-    FROM unnest(buckets) WITH ORDINALITY AS b(name, ord)
-    LEFT JOIN LATERAL powersync._totals_at(b.name, powersync._at(at_checkpoint)) d ON true
+    FROM (SELECT powersync._at(at_checkpoint) AS c OFFSET 0) cp  -- evaluated once, not per bucket
+    CROSS JOIN unnest(buckets) WITH ORDINALITY AS b(name, ord)
+    LEFT JOIN LATERAL powersync._totals_at(b.name, cp.c) d ON true
     LEFT JOIN LATERAL (
       SELECT y.first_count FROM powersync.bucket_chunks y
        WHERE y.bucket = b.name ORDER BY y.first_op LIMIT 1) f ON d.cum_count IS NOT NULL
