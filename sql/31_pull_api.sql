@@ -105,3 +105,29 @@ ROLLBACK;
 
 -- status() always answers, also with nothing deployed or before the worker ran.
 SELECT count(*) >= 1 AS has_rows, bool_and(slot_name LIKE 'powersync_%') AS slot_named FROM powersync.status();
+
+-- Op chunks: writes through the bucket_data view pack into chunks; a checkpoint inside a chunk is exact;
+-- a damaged chunk is an ERROR, not a crash.
+BEGIN;
+INSERT INTO powersync.bucket_data (bucket, op_id, sync_rules_id, op, object_type, object_id, subkey, data, checksum,
+                                   cum_checksum, cum_count)
+VALUES ('900009#x[]', 11, 900009, 'PUT', 't', 'a', '1/aa', '{}', 5, 5, 1);
+SELECT powersync._write_ops(array_agg(ROW('900009#x[]', i, 900009, 'PUT', 't', 'r' || i, '1/' || i, '{}', 1, NULL,
+                                          5 + i - 11, i - 10)::powersync.bucket_data ORDER BY i DESC))
+  FROM generate_series(12, 15) i;
+SELECT bucket, first_op, last_op, op_count, first_count, cum_checksum, cum_count FROM powersync.bucket_chunks
+ WHERE bucket = '900009#x[]' ORDER BY first_op;
+SELECT * FROM powersync.bucket_checksums(ARRAY['900009#x[]'], 13);
+SELECT op_id, object_id FROM powersync.bucket_ops('900009#x[]', 12, 14, NULL);
+DELETE FROM powersync.bucket_data WHERE bucket = '900009#x[]' AND op_id = 13;
+SELECT op_id, cum_checksum, cum_count FROM powersync.bucket_data WHERE bucket = '900009#x[]' ORDER BY op_id;
+SELECT powersync._write_ops(ARRAY[ROW('900009#x[]', 20, 900009, 'BAD', NULL, NULL, NULL, NULL, 0, NULL, 0, 0)::powersync.bucket_data]);
+ROLLBACK;
+BEGIN;
+INSERT INTO powersync.bucket_chunks VALUES ('900009#x[]', 1, 1, 900009, 1, 1, 0, 1, '\x0101010000'::bytea);
+SELECT * FROM powersync.bucket_ops('900009#x[]', 0, 10, NULL);
+ROLLBACK;
+BEGIN;
+INSERT INTO powersync.bucket_chunks VALUES ('900009#x[]', 1, 1, 900009, 1, 1, 0, 1, '\x02'::bytea);
+SELECT count(*) FROM powersync.bucket_data WHERE bucket = '900009#x[]';
+ROLLBACK;
