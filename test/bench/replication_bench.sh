@@ -125,4 +125,4 @@ q -c "SELECT pg_drop_replication_slot('bench_td')" >/dev/null
 
 # 5. Latency of single-row commits.
 "$BUILD/bench/replication_latency" "host=$PGHOST port=$PGPORT user=postgres dbname=${PGDATABASE:-postgres}" "$COMMITS"
-q -c "SELECT count(*) || ' ops in ' || count(DISTINCT bucket) || ' buckets' FROM powersync.bucket_data"
+q -c "SELECT sum(op_count) || ' ops in ' || count(DISTINCT bucket) || ' buckets, ' || count(*) || ' chunks (' || pg_size_pretty(pg_total_relation_size('powersync.bucket_chunks')) || ')' FROM powersync.bucket_chunks"
