@@ -211,6 +211,13 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
   const RelationInfo& rel = *c.relation;
   bool keyed = t.identity == 'f' || !t.identity_columns.empty();
   int64_t version = v.id;
+  // A copied chunk whose snapshot already saw this change wrote that row state (or a newer one): applying
+  // the change again would repeat the copy's PUT, or put an older state after it.
+  bool skip_after = false;
+  if (!c.from_snapshot && !copied_.empty()) {
+    if (k.before && copy_reflects(t.id, *k.before, c)) k.before.reset();
+    skip_after = k.after && copy_reflects(t.id, *k.after, c);
+  }
   // 1. A delete or key change removes everything the old row produced (spec §2.2 step 2).
   if (k.before) {
     CurrentRow& b = batch_.row(t.id, *k.before);
@@ -227,10 +234,11 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
       b.dirty = true;
     }
   }
-  if (!k.after) return;
+  if (!k.after || skip_after) return;
   // 2. The new row: PUT for every result, REMOVE for every previous (bucket, row) not produced again.
   CurrentRow& a = keyed && !k.after_is_new ? batch_.row(t.id, *k.after) : batch_.fresh_row(t.id, *k.after);
   if (c.from_snapshot && a.exists) return;  // the stream already wrote a newer version of this row
+  if (c.from_snapshot && copying_ && keyed) copying_->keys.insert(*k.after);
   if (has_unchanged(k.merged) && a.row_image) fill_from_image(rel, k.merged, *a.row_image);
   if (has_unchanged(k.merged) && !reread_unchanged(t, rel, *k.after, k.merged))
     report_unresolved_toast(rel, subkey_of(t.id, *k.after));
@@ -286,7 +294,27 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
   else a.row_image = wire::encode_row_image(row);
 }
 
+// Whether a copied chunk wrote this key under a snapshot that saw the change's transaction. A chunk that
+// wrote the key but did not see it no longer describes the row once the change is applied: forgotten.
+// Chunks whose horizon the stream has passed are dropped (no later commit can be in their snapshots).
+bool Replicator::copy_reflects(int32_t table_id, const std::string& key, const RowChange& c) {
+  auto it = copied_.find(table_id);
+  if (it == copied_.end()) return false;
+  std::deque<CopiedChunk>& chunks = it->second;
+  while (!chunks.empty() && chunks.front().horizon <= c.commit_lsn && &chunks.front() != copying_) chunks.pop_front();
+  bool reflected = false;
+  for (CopiedChunk& chunk : chunks) {
+    auto k = chunk.keys.find(key);
+    if (k == chunk.keys.end()) continue;
+    if (chunk.sees(c.xid)) reflected = true;
+    else chunk.keys.erase(k);
+  }
+  if (chunks.empty()) copied_.erase(it);
+  return reflected;
+}
+
 void Replicator::apply_truncate(RuleVersion& v, SourceTable& t) {
+  copied_.erase(t.id);  // the rows the chunks wrote are gone: the stream re-adds what follows
   batch_.flush();
   static spi::Statement select_rows(
       "SELECT source_key, buckets, lookups FROM powersync.current_data WHERE source_table_id = $1", {INT4OID});

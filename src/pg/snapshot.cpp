@@ -6,6 +6,7 @@ extern "C" {
 #include "postgres.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xlog.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -66,13 +67,30 @@ std::string select_list(const RelationInfo& rel) {
   return rel.columns.empty() ? std::string("1") : sql;
 }
 
+// What a chunk's snapshot saw, and the WAL position after it was taken (every commit it sees lies before).
+void remember_snapshot(Snapshot snapshot, CopiedChunk& chunk) {
+  chunk.xmin = snapshot->xmin;
+  chunk.xmax = snapshot->xmax;
+  chunk.running.assign(snapshot->xip, snapshot->xip + snapshot->xcnt);
+  chunk.horizon = GetXLogInsertRecPtr();
+}
+
 // Reads heap blocks [first, end) through SPI (a ctid range query): for relations without heap storage
 // of their own, where the query defines what "the rows" are.
-std::string read_chunk_spi(const RelationInfo& rel, int64_t first, int64_t end) {
+std::string read_chunk_spi(const RelationInfo& rel, int64_t first, int64_t end, CopiedChunk& chunk) {
   std::string sql = "SELECT " + select_list(rel) + " FROM ONLY " + quoted(rel.schema) + "." + quoted(rel.name) +
                     " WHERE ctid >= '(" + std::to_string(first) + ",0)'::tid AND ctid < '(" + std::to_string(end) +
                     ",0)'::tid";
-  spi::exec(sql);
+  pg_call([&] {
+    // A read-only SPI query runs under the active snapshot: ours, so that the chunk knows what it saw.
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    remember_snapshot(snapshot, chunk);
+    PushActiveSnapshot(snapshot);
+    int rc = SPI_execute(sql.c_str(), true, 0);
+    PopActiveSnapshot();
+    UnregisterSnapshot(snapshot);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "copying %s failed: %s", rel.name.c_str(), SPI_result_code_string(rc));
+  });
   return encode_spi_rows(static_cast<int>(rel.columns.size()));
 }
 
@@ -80,7 +98,7 @@ std::string read_chunk_spi(const RelationInfo& rel, int64_t first, int64_t end) 
 // A plain table is read with a TID range scan in C under a fresh snapshot, which is what the ctid range
 // query did through SPI (same rows, same visibility) without the executor and the SPI tuple copies.
 // Blocks past the table's end (truncated by VACUUM since the copy started) simply hold no rows.
-std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t end) {
+std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t end, CopiedChunk& copied) {
   std::vector<AttrNumber> attnums;
   for (const auto& column : rel.columns) {
     const char* name = column.c_str();
@@ -88,12 +106,13 @@ std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t end) {
   }
   bool plain = pg_call([&] { return get_rel_relkind(rel.relid) == RELKIND_RELATION; });
   for (AttrNumber a : attnums) plain = plain && a > 0;
-  if (!plain) return read_chunk_spi(rel, first, end);
+  if (!plain) return read_chunk_spi(rel, first, end, copied);
   StringInfo buf = pg_call([&] {
     MemoryContext chunk = AllocSetContextCreate(CurrentMemoryContext, "powersync snapshot chunk", ALLOCSET_DEFAULT_SIZES);
     MemoryContext caller = MemoryContextSwitchTo(chunk);
     Relation r = table_open(rel.relid, AccessShareLock);
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    remember_snapshot(snapshot, copied);
     ItemPointerData lo, hi;
     ItemPointerSet(&lo, static_cast<BlockNumber>(first), FirstOffsetNumber);
     ItemPointerSet(&hi, static_cast<BlockNumber>(end - 1), MaxOffsetNumber);
@@ -188,7 +207,13 @@ bool Replicator::snapshot_step() {
     t->snapshot_fresh = !has_current_rows(t->id);
   }
   int64_t end = std::min(t->next_block + kChunkBlocks, t->total_blocks);
-  std::string encoded = t->next_block < end ? read_chunk(rel, t->next_block, end) : std::string();
+  // Chunks the stream has passed can no longer be ahead of it.
+  for (auto it = copied_.begin(); it != copied_.end();) {
+    while (!it->second.empty() && it->second.front().horizon <= applied_lsn_) it->second.pop_front();
+    it = it->second.empty() ? copied_.erase(it) : std::next(it);
+  }
+  CopiedChunk chunk;
+  std::string encoded = t->next_block < end ? read_chunk(rel, t->next_block, end, chunk) : std::string();
   std::vector<RowChange> rows;
   wire::Reader reader(encoded);
   while (!reader.at_end()) {
@@ -198,7 +223,24 @@ bool Replicator::snapshot_step() {
     c.new_tuple = wire::read_tuple(reader);
     rows.push_back(std::move(c));
   }
+  // The chunk's keys count only once its transaction commits: an error on the way forgets the chunk.
+  struct Forget {
+    Replicator* r;
+    int32_t table;
+    bool armed = false;
+    ~Forget() {
+      r->copying_ = nullptr;
+      if (armed) r->copied_.erase(table);
+    }
+  } forget{this, t->id};
+  if (!rows.empty()) {
+    std::deque<CopiedChunk>& chunks = copied_[t->id];
+    chunks.push_back(std::move(chunk));
+    copying_ = &chunks.back();
+    forget.armed = true;
+  }
   apply_changes(rows, v);
+  copying_ = nullptr;
   batch_.flush();
   t->next_block = std::max(end, t->next_block);
   t->rows += static_cast<int64_t>(rows.size());
@@ -226,6 +268,7 @@ bool Replicator::snapshot_step() {
     spi::release();
   }
   xact.commit();
+  forget.armed = false;
   return true;
 }
 
