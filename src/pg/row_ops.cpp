@@ -290,7 +290,9 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
   a.dirty = true;
   a.buckets = std::move(now);
   a.lookups = std::move(lookups);
-  if (t.identity == 'f') a.row_image.reset();
+  // The image only serves the unchanged-TOAST markers of the row's next update, and only a value stored
+  // out of line in this version can become one (REPLICA IDENTITY FULL sends the complete old row).
+  if (t.identity == 'f' || !k.merged.out_of_line) a.row_image.reset();
   else a.row_image = wire::encode_row_image(row);
 }
 

@@ -37,18 +37,26 @@ std::string quoted(const std::string& ident) {
   return std::string(q);
 }
 
+// Sets wire::kOutOfLine in the column count written at `at` (little-endian u16): the row has a TOAST
+// pointer, so its image is kept for the unchanged-TOAST markers of its next update.
+void mark_out_of_line(StringInfo out, int at) { out->data[at + 1] |= static_cast<char>(wire::kOutOfLine >> 8); }
+
 // Encodes the rows of the current SPI result as change_format tuples, back to back.
 std::string encode_spi_rows(int ncols) {
   StringInfo buf = pg_call([&] {
     StringInfo out = makeStringInfo();
     for (uint64 r = 0; r < SPI_processed; ++r) {
       HeapTuple tuple = SPI_tuptable->vals[r];
+      int count_at = out->len;
       put_u16(out, static_cast<uint16>(ncols));
       for (int c = 0; c < ncols; ++c) {
         bool isnull;
         Datum v = SPI_getbinval(tuple, SPI_tuptable->tupdesc, c + 1, &isnull);
         Oid type = SPI_gettypeid(SPI_tuptable->tupdesc, c + 1);
-        if (!isnull && TupleDescAttr(SPI_tuptable->tupdesc, c)->attlen == -1) v = PointerGetDatum(PG_DETOAST_DATUM(v));
+        if (!isnull && TupleDescAttr(SPI_tuptable->tupdesc, c)->attlen == -1) {
+          if (VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(v))) mark_out_of_line(out, count_at);
+          v = PointerGetDatum(PG_DETOAST_DATUM(v));
+        }
         append_sync_value(out, type, v, isnull);
       }
     }
@@ -127,12 +135,16 @@ std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t end, Copi
     while (table_scan_getnextslot_tidrange(scan, ForwardScanDirection, slot)) {
       MemoryContextSwitchTo(per_row);
       slot_getallattrs(slot);
+      int count_at = out->len;
       put_u16(out, static_cast<uint16>(attnums.size()));
       for (AttrNumber a : attnums) {
         Form_pg_attribute att = TupleDescAttr(desc, a - 1);
         bool isnull = slot->tts_isnull[a - 1];
         Datum v = slot->tts_values[a - 1];
-        if (!isnull && att->attlen == -1) v = PointerGetDatum(PG_DETOAST_DATUM(v));
+        if (!isnull && att->attlen == -1) {
+          if (VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(v))) mark_out_of_line(out, count_at);
+          v = PointerGetDatum(PG_DETOAST_DATUM(v));
+        }
         append_sync_value(out, att->atttypid, v, isnull);
       }
       MemoryContextSwitchTo(caller);
