@@ -286,14 +286,17 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
   if (a.exists)
     for (const auto& l : a.lookups)
       if (!contains(lookups, l)) batch_.add(lookup_row(version, t.id, *k.after, l, "[]"));
-  a.exists = true;
-  a.dirty = true;
-  a.buckets = std::move(now);
-  a.lookups = std::move(lookups);
   // The image only serves the unchanged-TOAST markers of the row's next update, and only a value stored
   // out of line in this version can become one (REPLICA IDENTITY FULL sends the complete old row).
-  if (t.identity == 'f' || !k.merged.out_of_line) a.row_image.reset();
-  else a.row_image = wire::encode_row_image(row);
+  std::optional<std::string> image;
+  if (t.identity != 'f' && k.merged.out_of_line) image = wire::encode_row_image(row);
+  // An update that leaves the stored state as it was (same buckets, lookups and image: the common case
+  // of a row changing within its buckets) does not rewrite its current_data row at all.
+  if (!a.exists || a.buckets != now || a.lookups != lookups || a.row_image != image) a.dirty = true;
+  a.exists = true;
+  a.buckets = std::move(now);
+  a.lookups = std::move(lookups);
+  a.row_image = std::move(image);
 }
 
 // Whether a copied chunk wrote this key under a snapshot that saw the change's transaction. A chunk that

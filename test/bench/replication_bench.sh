@@ -126,3 +126,5 @@ q -c "SELECT pg_drop_replication_slot('bench_td')" >/dev/null
 # 5. Latency of single-row commits.
 "$BUILD/bench/replication_latency" "host=$PGHOST port=$PGPORT user=postgres dbname=${PGDATABASE:-postgres}" "$COMMITS"
 q -c "SELECT count(*) || ' ops in ' || count(DISTINCT bucket) || ' buckets' FROM powersync.bucket_data"
+q -c "SELECT 'current_data: ' || count(*) || ' rows (' || count(row_image) || ' with a row image), '
+             || pg_size_pretty(pg_total_relation_size('powersync.current_data')) FROM powersync.current_data"
