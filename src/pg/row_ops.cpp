@@ -214,6 +214,7 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
   // A copied chunk whose snapshot already saw this change wrote that row state (or a newer one): applying
   // the change again would repeat the copy's PUT, or put an older state after it.
   bool skip_after = false;
+  if (!c.from_snapshot && !keyed && keyless_copy_saw(t, c)) return;
   if (!c.from_snapshot && !copied_.empty()) {
     if (k.before && copy_reflects(t.id, *k.before, c)) k.before.reset();
     skip_after = k.after && copy_reflects(t.id, *k.after, c);
@@ -316,6 +317,20 @@ bool Replicator::copy_reflects(int32_t table_id, const std::string& key, const R
   }
   if (chunks.empty()) copied_.erase(it);
   return reflected;
+}
+
+// A table without row identity is copied under one snapshot (snapshot_step): a stream change that
+// snapshot saw, or that reaches a table not copied yet (its copy will see it), is in the copy already.
+bool Replicator::keyless_copy_saw(SourceTable& t, const RowChange& c) {
+  if (!t.snapshot_done) return true;
+  auto it = copied_.find(t.id);
+  if (it == copied_.end()) return false;
+  std::deque<CopiedChunk>& chunks = it->second;
+  while (!chunks.empty() && chunks.front().horizon <= c.commit_lsn) chunks.pop_front();
+  bool saw = false;
+  for (const CopiedChunk& chunk : chunks) saw = saw || chunk.sees(c.xid);
+  if (chunks.empty()) copied_.erase(it);
+  return saw;
 }
 
 void Replicator::apply_truncate(RuleVersion& v, SourceTable& t) {

@@ -85,18 +85,18 @@ void remember_snapshot(Snapshot snapshot, CopiedChunk& chunk) {
 
 // Reads heap blocks [first, end) through SPI (a ctid range query): for relations without heap storage
 // of their own, where the query defines what "the rows" are.
-std::string read_chunk_spi(const RelationInfo& rel, int64_t first, int64_t end, CopiedChunk& chunk) {
+std::string read_chunk_spi(const RelationInfo& rel, int64_t first, int64_t end, CopiedChunk& chunk, Snapshot given) {
   std::string sql = "SELECT " + select_list(rel) + " FROM ONLY " + quoted(rel.schema) + "." + quoted(rel.name) +
                     " WHERE ctid >= '(" + std::to_string(first) + ",0)'::tid AND ctid < '(" + std::to_string(end) +
                     ",0)'::tid";
   pg_call([&] {
     // A read-only SPI query runs under the active snapshot: ours, so that the chunk knows what it saw.
-    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
-    remember_snapshot(snapshot, chunk);
+    Snapshot snapshot = given ? given : RegisterSnapshot(GetLatestSnapshot());
+    if (!given) remember_snapshot(snapshot, chunk);
     PushActiveSnapshot(snapshot);
     int rc = SPI_execute(sql.c_str(), true, 0);
     PopActiveSnapshot();
-    UnregisterSnapshot(snapshot);
+    if (!given) UnregisterSnapshot(snapshot);
     if (rc != SPI_OK_SELECT) elog(ERROR, "copying %s failed: %s", rel.name.c_str(), SPI_result_code_string(rc));
   });
   return encode_spi_rows(static_cast<int>(rel.columns.size()));
@@ -106,7 +106,9 @@ std::string read_chunk_spi(const RelationInfo& rel, int64_t first, int64_t end, 
 // A plain table is read with a TID range scan in C under a fresh snapshot, which is what the ctid range
 // query did through SPI (same rows, same visibility) without the executor and the SPI tuple copies.
 // Blocks past the table's end (truncated by VACUUM since the copy started) simply hold no rows.
-std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t end, CopiedChunk& copied) {
+// `given`: read under this snapshot (already remembered by the caller) instead of a fresh one.
+std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t end, CopiedChunk& copied,
+                       Snapshot given = nullptr) {
   std::vector<AttrNumber> attnums;
   for (const auto& column : rel.columns) {
     const char* name = column.c_str();
@@ -114,13 +116,13 @@ std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t end, Copi
   }
   bool plain = pg_call([&] { return get_rel_relkind(rel.relid) == RELKIND_RELATION; });
   for (AttrNumber a : attnums) plain = plain && a > 0;
-  if (!plain) return read_chunk_spi(rel, first, end, copied);
+  if (!plain) return read_chunk_spi(rel, first, end, copied, given);
   StringInfo buf = pg_call([&] {
     MemoryContext chunk = AllocSetContextCreate(CurrentMemoryContext, "powersync snapshot chunk", ALLOCSET_DEFAULT_SIZES);
     MemoryContext caller = MemoryContextSwitchTo(chunk);
     Relation r = table_open(rel.relid, AccessShareLock);
-    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
-    remember_snapshot(snapshot, copied);
+    Snapshot snapshot = given ? given : RegisterSnapshot(GetLatestSnapshot());
+    if (!given) remember_snapshot(snapshot, copied);
     ItemPointerData lo, hi;
     ItemPointerSet(&lo, static_cast<BlockNumber>(first), FirstOffsetNumber);
     ItemPointerSet(&hi, static_cast<BlockNumber>(end - 1), MaxOffsetNumber);
@@ -152,7 +154,7 @@ std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t end, Copi
     }
     ExecDropSingleTupleTableSlot(slot);
     table_endscan(scan);
-    UnregisterSnapshot(snapshot);
+    if (!given) UnregisterSnapshot(snapshot);
     table_close(r, AccessShareLock);
     MemoryContextDelete(chunk);
     return out;
@@ -218,22 +220,10 @@ bool Replicator::snapshot_step() {
     t->total_blocks = relation_blocks(t->relid);
     t->snapshot_fresh = !has_current_rows(t->id);
   }
-  int64_t end = std::min(t->next_block + kChunkBlocks, t->total_blocks);
   // Chunks the stream has passed can no longer be ahead of it.
   for (auto it = copied_.begin(); it != copied_.end();) {
     while (!it->second.empty() && it->second.front().horizon <= applied_lsn_) it->second.pop_front();
     it = it->second.empty() ? copied_.erase(it) : std::next(it);
-  }
-  CopiedChunk chunk;
-  std::string encoded = t->next_block < end ? read_chunk(rel, t->next_block, end, chunk) : std::string();
-  std::vector<RowChange> rows;
-  wire::Reader reader(encoded);
-  while (!reader.at_end()) {
-    RowChange c;
-    c.relation = &rel;
-    c.from_snapshot = true;
-    c.new_tuple = wire::read_tuple(reader);
-    rows.push_back(std::move(c));
   }
   // The chunk's keys count only once its transaction commits: an error on the way forgets the chunk.
   struct Forget {
@@ -245,17 +235,40 @@ bool Replicator::snapshot_step() {
       if (armed) r->copied_.erase(table);
     }
   } forget{this, t->id};
-  if (!rows.empty()) {
-    std::deque<CopiedChunk>& chunks = copied_[t->id];
-    chunks.push_back(std::move(chunk));
-    copying_ = &chunks.back();
-    forget.armed = true;
+  std::deque<CopiedChunk>& chunks = copied_[t->id];
+  chunks.emplace_back();
+  copying_ = &chunks.back();
+  forget.armed = true;
+  // Applies encoded rows of one read as copied rows (never over a row the stream wrote); returns how many.
+  auto copy_rows = [this](RuleVersion* version, const RelationInfo& relation, const std::string& encoded) {
+    std::vector<RowChange> rows;
+    wire::Reader reader(encoded);
+    while (!reader.at_end()) {
+      RowChange c;
+      c.relation = &relation;
+      c.from_snapshot = true;
+      c.new_tuple = wire::read_tuple(reader);
+      rows.push_back(std::move(c));
+    }
+    apply_changes(rows, version);
+    batch_.flush();
+    return static_cast<int64_t>(rows.size());
+  };
+  if (t->identity != 'f' && t->identity_columns.empty()) {
+    // No row identity: copied rows cannot be matched with streamed ones, so the whole table is read under
+    // one snapshot (in chunks, in this transaction) and the stream skips exactly what that snapshot saw.
+    Snapshot snapshot = pg_call([] { return RegisterSnapshot(GetLatestSnapshot()); });
+    pg_call([&] { remember_snapshot(snapshot, *copying_); });
+    for (int64_t first = t->next_block; first < t->total_blocks; first += kChunkBlocks)
+      t->rows += copy_rows(v, rel, read_chunk(rel, first, std::min(first + kChunkBlocks, t->total_blocks), *copying_, snapshot));
+    pg_call([&] { UnregisterSnapshot(snapshot); });
+    t->next_block = t->total_blocks;
+  } else {
+    int64_t end = std::min(t->next_block + kChunkBlocks, t->total_blocks);
+    if (t->next_block < end) t->rows += copy_rows(v, rel, read_chunk(rel, t->next_block, end, *copying_));
+    t->next_block = std::max(end, t->next_block);
   }
-  apply_changes(rows, v);
   copying_ = nullptr;
-  batch_.flush();
-  t->next_block = std::max(end, t->next_block);
-  t->rows += static_cast<int64_t>(rows.size());
   t->snapshot_done = t->next_block >= t->total_blocks;
   static spi::Statement progress(
       "UPDATE powersync.source_tables SET snapshot_next_block = $2, snapshot_rows = $3, snapshot_total = $4, "

@@ -174,6 +174,7 @@ class Replicator {
   void apply_change(RuleVersion& v, SourceTable& t, const RowChange& c, Keys keys);
   void apply_truncate(RuleVersion& v, SourceTable& t);
   bool copy_reflects(int32_t table_id, const std::string& key, const RowChange& c);
+  bool keyless_copy_saw(SourceTable& t, const RowChange& c);
   // replication_round.cpp
   void apply_pending(std::vector<RowChange>& changes);
   void handle_relation(RelationInfo rel);
