@@ -322,7 +322,10 @@ bool Replicator::copy_reflects(int32_t table_id, const std::string& key, const R
 // A table without row identity is copied under one snapshot (snapshot_step): a stream change that
 // snapshot saw, or that reaches a table not copied yet (its copy will see it), is in the copy already.
 bool Replicator::keyless_copy_saw(SourceTable& t, const RowChange& c) {
-  if (!t.snapshot_done) return true;
+  if (!t.snapshot_done) {
+    skipped_for_copy_[t.id].insert(c.xid);
+    return true;
+  }
   auto it = copied_.find(t.id);
   if (it == copied_.end()) return false;
   std::deque<CopiedChunk>& chunks = it->second;

@@ -18,6 +18,7 @@ extern "C" {
 #include "utils/pg_lsn.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "storage/lmgr.h"
 }
 
 #include "powersync/pg/replication.h"
@@ -81,6 +82,24 @@ void remember_snapshot(Snapshot snapshot, CopiedChunk& chunk) {
   chunk.xmax = snapshot->xmax;
   chunk.running.assign(snapshot->xip, snapshot->xip + snapshot->xcnt);
   chunk.horizon = GetXLogInsertRecPtr();
+}
+
+// The snapshot a table without row identity is copied under. It must see every transaction the stream
+// skipped for the copy: one whose commit record was already decoded can still be finishing (not yet out
+// of the running set), so wait for it to end and take the snapshot again.
+Snapshot keyless_copy_snapshot(const std::unordered_set<uint32_t>& skipped, CopiedChunk& chunk) {
+  for (;;) {
+    Snapshot snapshot = pg_call([] { return RegisterSnapshot(GetLatestSnapshot()); });
+    pg_call([&] { remember_snapshot(snapshot, chunk); });
+    uint32_t unseen = 0;
+    for (uint32_t xid : skipped)
+      if (!chunk.sees(xid)) unseen = xid;
+    if (unseen == 0) return snapshot;
+    pg_call([&] {
+      UnregisterSnapshot(snapshot);
+      XactLockTableWait(unseen, nullptr, nullptr, XLTW_None);
+    });
+  }
 }
 
 // Reads heap blocks [first, end) through SPI (a ctid range query): for relations without heap storage
@@ -257,12 +276,12 @@ bool Replicator::snapshot_step() {
   if (t->identity != 'f' && t->identity_columns.empty()) {
     // No row identity: copied rows cannot be matched with streamed ones, so the whole table is read under
     // one snapshot (in chunks, in this transaction) and the stream skips exactly what that snapshot saw.
-    Snapshot snapshot = pg_call([] { return RegisterSnapshot(GetLatestSnapshot()); });
-    pg_call([&] { remember_snapshot(snapshot, *copying_); });
+    Snapshot snapshot = keyless_copy_snapshot(skipped_for_copy_[t->id], *copying_);
     for (int64_t first = t->next_block; first < t->total_blocks; first += kChunkBlocks)
       t->rows += copy_rows(v, rel, read_chunk(rel, first, std::min(first + kChunkBlocks, t->total_blocks), *copying_, snapshot));
     pg_call([&] { UnregisterSnapshot(snapshot); });
     t->next_block = t->total_blocks;
+    skipped_for_copy_.erase(t->id);
   } else {
     int64_t end = std::min(t->next_block + kChunkBlocks, t->total_blocks);
     if (t->next_block < end) t->rows += copy_rows(v, rel, read_chunk(rel, t->next_block, end, *copying_));

@@ -196,6 +196,9 @@ class Replicator {
   ChangeBatch batch_;
   std::unordered_map<int32_t, std::deque<CopiedChunk>> copied_;  // by source table id, in copy order
   CopiedChunk* copying_ = nullptr;                                // the chunk snapshot_step is applying
+  // Transactions of a table without row identity that the stream skipped because its copy had not run
+  // yet: the copy's snapshot must see every one of them (snapshot_step waits for those still finishing).
+  std::unordered_map<int32_t, std::unordered_set<uint32_t>> skipped_for_copy_;
 };
 
 // Source key of a row: for a single integer identity column 'i' + its value as 8 order-preserving bytes,
