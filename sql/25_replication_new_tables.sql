@@ -18,6 +18,7 @@ bucket_definitions:
       - SELECT id, v FROM nt_renamed
       - SELECT id, v FROM app.nt_moved
       - SELECT id, v FROM nt_live
+      - SELECT id, v FROM nt_keyless
 $$) AS v \gset
 SELECT powersync.wait_for_checkpoint('60s') IS NOT NULL AS active;
 -- Waits until `tables` tables are registered and copied and the stream passed the WAL head (renamed
@@ -89,4 +90,25 @@ INSERT INTO nt_into VALUES (3, 'into3');
 SELECT settle(6) AS settled;
 SELECT same() AS synced_equals_tables;
 SELECT status, last_error FROM powersync.replication_state;
+
+-- Without row identity (no primary key), renamed into a name the rules read: copied too, the whole
+-- table under one snapshot, and a stream change that snapshot saw is not applied again (a row inserted
+-- in the renaming transaction streams under the new name and is read by the copy): each row syncs once.
+CREATE TABLE nt_stray2 (id int, v text);
+INSERT INTO nt_stray2 SELECT g, 'k' || g FROM generate_series(1, 3) g;
+SELECT powersync.wait_replicated();
+BEGIN;
+ALTER TABLE nt_stray2 RENAME TO nt_keyless;
+INSERT INTO nt_keyless VALUES (4, 'k4');
+COMMIT;
+INSERT INTO nt_keyless VALUES (5, 'k5');
+SELECT settle(7) AS settled;
+SELECT * FROM synced() WHERE object_type = 'nt_keyless';
+SELECT same() AS synced_equals_tables;
+SELECT table_name, replica_identity, identity_columns, snapshot_done, snapshot_rows >= 4 AS copied_rows
+  FROM powersync.source_tables WHERE table_name = 'nt_keyless';
+-- Later inserts stream as usual.
+INSERT INTO nt_keyless VALUES (6, 'k6');
+SELECT settle(7) AS settled;
+SELECT * FROM synced() WHERE object_type = 'nt_keyless';
 \c contrib_regression

@@ -84,7 +84,8 @@ COMMENT ON COLUMN powersync.current_data.source_key IS
   'the primary key); otherwise 16 bytes: first half of SHA-256 over the encoded replica-identity values '
   '(random for NOTHING).';
 COMMENT ON COLUMN powersync.current_data.row_image IS
-  'Last full row (encoded tuple) to complete unchanged-TOAST columns; NULL for REPLICA IDENTITY FULL tables.';
+  'Last full row (encoded tuple) to complete unchanged-TOAST columns of the next update; only for rows with '
+  'a value stored out of line (only those can have such columns), NULL otherwise and for REPLICA IDENTITY FULL.';
 COMMENT ON COLUMN powersync.current_data.buckets IS 'Encoded list of (bucket, object_type, object_id) the row is in (for REMOVE ops).';
 COMMENT ON COLUMN powersync.current_data.lookups IS 'Encoded list of parameter lookup keys the row produced (for tombstones).';
 

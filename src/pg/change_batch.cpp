@@ -36,8 +36,10 @@ std::string varlena_bytes(Datum d) {
   return std::string(VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
 }
 
-// One primary-key probe per key through a single index scan descriptor (bulk_write.cpp).
-void load_rows(std::unordered_map<std::string, CurrentRow>& rows, const std::vector<int32_t>& ids,
+// One primary-key probe per key through a single index scan descriptor (bulk_write.cpp). `slots[i]` is
+// the cache entry of keys[i], created (absent) by the caller: found rows fill it, the rest stay absent, so
+// that they are not looked up again.
+void load_rows(const std::vector<CurrentRow*>& slots, const std::vector<int32_t>& ids,
                const std::vector<std::string>& keys) {
   std::vector<const char*> data(keys.size());
   std::vector<size_t> lengths(keys.size());
@@ -49,7 +51,7 @@ void load_rows(std::unordered_map<std::string, CurrentRow>& rows, const std::vec
   size_t n = bulk::probe_current_data(keys.size(), ids.data(), data.data(), lengths.data(), &found);
   for (size_t i = 0; i < n; ++i) {
     const bulk::FoundRow& f = found[i];
-    CurrentRow& r = rows[cache_key(ids[f.key], keys[f.key])];
+    CurrentRow& r = *slots[f.key];
     r.exists = true;
     r.stored = true;
     r.tid = f.tid;
@@ -57,8 +59,6 @@ void load_rows(std::unordered_map<std::string, CurrentRow>& rows, const std::vec
     r.buckets = wire::decode_bucket_refs(f.nulls[3] ? std::string() : varlena_bytes(f.values[3]));
     r.lookups = wire::decode_strings(f.nulls[4] ? std::string() : varlena_bytes(f.values[4]));
   }
-  // Keys not found are cached as absent so that they are not looked up again.
-  for (size_t i = 0; i < ids.size(); ++i) rows.try_emplace(cache_key(ids[i], keys[i]));
 }
 
 Oid op_id_sequence() {
@@ -97,23 +97,40 @@ void in_flush_context(F&& fn) {
 
 bool ChangeBatch::probe_everything = false;
 
+// One hash lookup per key: the entry is created here (absent) and filled in place by the probe (entries
+// of an unordered_map keep their address).
 void ChangeBatch::prefetch(const std::vector<std::pair<int32_t, std::string>>& keys) {
   std::vector<int32_t> ids;
   std::vector<std::string> wanted;
+  std::vector<CurrentRow*> slots;
+  rows_.reserve(rows_.size() + keys.size());
   for (const auto& [id, key] : keys) {
-    if (rows_.count(cache_key(id, key))) continue;
+    auto [it, added] = rows_.try_emplace(cache_key(id, key));
+    if (!added) continue;
     ids.push_back(id);
     wanted.push_back(key);
+    slots.push_back(&it->second);
   }
   if (ids.empty()) return;
-  in_flush_context([&] { load_rows(rows_, ids, wanted); });
+  try {
+    in_flush_context([&] { load_rows(slots, ids, wanted); });
+  } catch (...) {
+    for (size_t i = 0; i < ids.size(); ++i) rows_.erase(cache_key(ids[i], wanted[i]));  // not loaded after all
+    throw;
+  }
 }
 
 CurrentRow& ChangeBatch::row(int32_t table_id, const std::string& key) {
-  auto it = rows_.find(cache_key(table_id, key));
-  if (it != rows_.end()) return it->second;
-  in_flush_context([&] { load_rows(rows_, {table_id}, {key}); });
-  return rows_[cache_key(table_id, key)];
+  auto [it, added] = rows_.try_emplace(cache_key(table_id, key));
+  if (added) {
+    try {
+      in_flush_context([&] { load_rows({&it->second}, {table_id}, {key}); });
+    } catch (...) {
+      rows_.erase(it);
+      throw;
+    }
+  }
+  return it->second;
 }
 
 CurrentRow& ChangeBatch::fresh_row(int32_t table_id, const std::string& key) { return rows_[cache_key(table_id, key)]; }

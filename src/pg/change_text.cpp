@@ -47,6 +47,8 @@ void append_value(std::string& out, wire::Reader& r) {
 
 void append_tuple(std::string& out, wire::Reader& r) {
   uint16_t n = r.u16();
+  if (n & wire::kOutOfLine) out += "out-of-line ";
+  n &= static_cast<uint16_t>(~wire::kOutOfLine);
   out += '(';
   for (uint16_t i = 0; i < n; ++i) {
     if (i) out += ", ";

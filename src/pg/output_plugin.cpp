@@ -22,6 +22,7 @@ extern "C" {
 extern void _PG_output_plugin_init(OutputPluginCallbacks* cb);
 }
 
+#include "powersync/pg/change_format.h"
 #include "powersync/pg/value_mapping.h"
 #include "powersync/pg/worker.h"
 
@@ -148,15 +149,22 @@ void write_relation(LogicalDecodingContext* ctx, PluginState* st, Relation rel) 
   st->last_desc = desc;
 }
 
+// A value stored out of line shows up here as an external datum: ONDISK when it is unchanged (its chunks
+// are not in this transaction's WAL), INDIRECT when the reorder buffer reassembled it from the chunks the
+// transaction wrote (ReorderBufferToastReplace). Either way the row version has a TOAST pointer, so the
+// tuple is flagged (wire::kOutOfLine) and the worker keeps its image for the next update's markers.
 void write_tuple(StringInfo out, TupleDesc desc, HeapTuple tuple) {
   uint16 ncols = 0;
   for (int i = 0; i < desc->natts; ++i) ncols += column_emitted(TupleDescAttr(desc, i)) ? 1 : 0;
+  int count_at = out->len;
   put_u16(out, ncols);
+  bool out_of_line = false;
   for (int i = 0; i < desc->natts; ++i) {
     Form_pg_attribute att = TupleDescAttr(desc, i);
     if (!column_emitted(att)) continue;
     bool isnull;
     Datum v = heap_getattr(tuple, i + 1, desc, &isnull);
+    if (!isnull && att->attlen == -1 && VARATT_IS_EXTERNAL(DatumGetPointer(v))) out_of_line = true;
     if (!isnull && att->attlen == -1 && VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(v))) {
       put_u8(out, 'u');  // unchanged TOAST value: not in the WAL, the worker fills it in
       continue;
@@ -164,6 +172,7 @@ void write_tuple(StringInfo out, TupleDesc desc, HeapTuple tuple) {
     if (!isnull && att->attlen == -1) v = PointerGetDatum(PG_DETOAST_DATUM(v));
     append_sync_value(out, att->atttypid, v, isnull);
   }
+  if (out_of_line) out->data[count_at + 1] |= static_cast<char>(wire::kOutOfLine >> 8);  // little-endian u16
 }
 
 void write_old_tuple(StringInfo out, Relation rel, ReorderBufferTupleBuf* old) {

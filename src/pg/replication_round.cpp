@@ -128,6 +128,7 @@ bool Replicator::round() {
 
   bool skip = false, saw_ping = false;
   Lsn last_commit_end = 0, commit_lsn = 0;
+  uint32_t xid = 0;
   std::vector<RowChange> pending;
   std::string m;
   while (messages.next(m)) {
@@ -136,6 +137,7 @@ bool Replicator::round() {
     switch (kind) {
       case 'B':  // committed before the stored LSN: applied already
         commit_lsn = r.u64();
+        xid = r.u32();
         skip = commit_lsn < applied_lsn_;
         break;
       case 'C':
@@ -153,6 +155,7 @@ bool Replicator::round() {
         uint32_t relid = r.u32();
         c.relation = &relations_.at(relid);
         c.commit_lsn = commit_lsn;
+        c.xid = xid;
         c.kind = kind == 'I' ? RowChange::Kind::Insert : kind == 'U' ? RowChange::Kind::Update : RowChange::Kind::Delete;
         if (kind != 'I') {
           c.old_kind = static_cast<char>(r.u8());

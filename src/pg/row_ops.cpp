@@ -211,6 +211,14 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
   const RelationInfo& rel = *c.relation;
   bool keyed = t.identity == 'f' || !t.identity_columns.empty();
   int64_t version = v.id;
+  // A copied chunk whose snapshot already saw this change wrote that row state (or a newer one): applying
+  // the change again would repeat the copy's PUT, or put an older state after it.
+  bool skip_after = false;
+  if (!c.from_snapshot && !keyed && keyless_copy_saw(t, c)) return;
+  if (!c.from_snapshot && !copied_.empty()) {
+    if (k.before && copy_reflects(t.id, *k.before, c)) k.before.reset();
+    skip_after = k.after && copy_reflects(t.id, *k.after, c);
+  }
   // 1. A delete or key change removes everything the old row produced (spec §2.2 step 2).
   if (k.before) {
     CurrentRow& b = batch_.row(t.id, *k.before);
@@ -227,10 +235,11 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
       b.dirty = true;
     }
   }
-  if (!k.after) return;
+  if (!k.after || skip_after) return;
   // 2. The new row: PUT for every result, REMOVE for every previous (bucket, row) not produced again.
   CurrentRow& a = keyed && !k.after_is_new ? batch_.row(t.id, *k.after) : batch_.fresh_row(t.id, *k.after);
   if (c.from_snapshot && a.exists) return;  // the stream already wrote a newer version of this row
+  if (c.from_snapshot && copying_ && keyed) copying_->keys.insert(*k.after);
   if (has_unchanged(k.merged) && a.row_image) fill_from_image(rel, k.merged, *a.row_image);
   if (has_unchanged(k.merged) && !reread_unchanged(t, rel, *k.after, k.merged))
     report_unresolved_toast(rel, subkey_of(t.id, *k.after));
@@ -278,15 +287,57 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
   if (a.exists)
     for (const auto& l : a.lookups)
       if (!contains(lookups, l)) batch_.add(lookup_row(version, t.id, *k.after, l, "[]"));
+  // The image only serves the unchanged-TOAST markers of the row's next update, and only a value stored
+  // out of line in this version can become one (REPLICA IDENTITY FULL sends the complete old row).
+  std::optional<std::string> image;
+  if (t.identity != 'f' && k.merged.out_of_line) image = wire::encode_row_image(row);
+  // An update that leaves the stored state as it was (same buckets, lookups and image: the common case
+  // of a row changing within its buckets) does not rewrite its current_data row at all.
+  if (!a.exists || a.buckets != now || a.lookups != lookups || a.row_image != image) a.dirty = true;
   a.exists = true;
-  a.dirty = true;
   a.buckets = std::move(now);
   a.lookups = std::move(lookups);
-  if (t.identity == 'f') a.row_image.reset();
-  else a.row_image = wire::encode_row_image(row);
+  a.row_image = std::move(image);
+}
+
+// Whether a copied chunk wrote this key under a snapshot that saw the change's transaction. A chunk that
+// wrote the key but did not see it no longer describes the row once the change is applied: forgotten.
+// Chunks whose horizon the stream has passed are dropped (no later commit can be in their snapshots).
+bool Replicator::copy_reflects(int32_t table_id, const std::string& key, const RowChange& c) {
+  auto it = copied_.find(table_id);
+  if (it == copied_.end()) return false;
+  std::deque<CopiedChunk>& chunks = it->second;
+  while (!chunks.empty() && chunks.front().horizon <= c.commit_lsn && &chunks.front() != copying_) chunks.pop_front();
+  bool reflected = false;
+  for (CopiedChunk& chunk : chunks) {
+    auto k = chunk.keys.find(key);
+    if (k == chunk.keys.end()) continue;
+    if (chunk.sees(c.xid)) reflected = true;
+    else chunk.keys.erase(k);
+  }
+  if (chunks.empty()) copied_.erase(it);
+  return reflected;
+}
+
+// A table without row identity is copied under one snapshot (snapshot_step): a stream change that
+// snapshot saw, or that reaches a table not copied yet (its copy will see it), is in the copy already.
+bool Replicator::keyless_copy_saw(SourceTable& t, const RowChange& c) {
+  if (!t.snapshot_done) {
+    skipped_for_copy_[t.id].insert(c.xid);
+    return true;
+  }
+  auto it = copied_.find(t.id);
+  if (it == copied_.end()) return false;
+  std::deque<CopiedChunk>& chunks = it->second;
+  while (!chunks.empty() && chunks.front().horizon <= c.commit_lsn) chunks.pop_front();
+  bool saw = false;
+  for (const CopiedChunk& chunk : chunks) saw = saw || chunk.sees(c.xid);
+  if (chunks.empty()) copied_.erase(it);
+  return saw;
 }
 
 void Replicator::apply_truncate(RuleVersion& v, SourceTable& t) {
+  copied_.erase(t.id);  // the rows the chunks wrote are gone: the stream re-adds what follows
   batch_.flush();
   static spi::Statement select_rows(
       "SELECT source_key, buckets, lookups FROM powersync.current_data WHERE source_table_id = $1", {INT4OID});

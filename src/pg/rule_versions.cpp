@@ -74,9 +74,6 @@ bool rules_read(const RuleVersion& v, const std::string& schema, const std::stri
   return v.rules->is_data_table(st) || v.rules->is_parameter_table(st);
 }
 
-// No replica identity to match copied rows with streamed ones (NOTHING, or DEFAULT without a primary key).
-bool keyless(const RelationInfo& rel) { return rel.identity != 'f' && rel.key_columns().empty(); }
-
 bool same_identity(const SourceTable& t, const RelationInfo& rel) {
   if (t.identity != rel.identity) return false;
   return rel.identity == 'f' || t.identity_columns == rel.key_columns();
@@ -236,8 +233,8 @@ SourceTable* Replicator::source_table_for(RuleVersion& v, const RelationInfo& re
   // Appeared after the deploy. Created then filled, its rows all stream; but a table renamed or moved
   // (SET SCHEMA) into a name the rules read brings rows that never streamed under that name, so it is
   // copied too (only it, in the background; the copy skips rows the stream already wrote). A table
-  // without row identity cannot tell copied rows from streamed ones: it is only streamed.
-  return &register_table(v, rel, keyless(rel));
+  // without row identity is copied under one snapshot, and the stream skips what that snapshot saw.
+  return &register_table(v, rel, false);
 }
 
 // Tables the rules read that exist but are not registered: renamed or moved into a name the rules read,
@@ -258,7 +255,7 @@ void Replicator::check_new_tables() {
     for (const auto& [relid, schema, name] : tables) {
       if (v.tables.count(relid) || !rules_read(v, schema, name)) continue;
       RelationInfo rel = catalog_relation(relid);
-      if (rel.name.empty() || keyless(rel)) continue;  // keyless: see source_table_for
+      if (rel.name.empty()) continue;
       log_info("powersync: table " + rel.schema + "." + rel.name + " appeared; sync rules version " +
                std::to_string(v.id) + " copies it");
       register_table(v, rel, false);

@@ -6,6 +6,7 @@ extern "C" {
 #include "postgres.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xlog.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -17,6 +18,7 @@ extern "C" {
 #include "utils/pg_lsn.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "storage/lmgr.h"
 }
 
 #include "powersync/pg/replication.h"
@@ -36,18 +38,26 @@ std::string quoted(const std::string& ident) {
   return std::string(q);
 }
 
+// Sets wire::kOutOfLine in the column count written at `at` (little-endian u16): the row has a TOAST
+// pointer, so its image is kept for the unchanged-TOAST markers of its next update.
+void mark_out_of_line(StringInfo out, int at) { out->data[at + 1] |= static_cast<char>(wire::kOutOfLine >> 8); }
+
 // Encodes the rows of the current SPI result as change_format tuples, back to back.
 std::string encode_spi_rows(int ncols) {
   StringInfo buf = pg_call([&] {
     StringInfo out = makeStringInfo();
     for (uint64 r = 0; r < SPI_processed; ++r) {
       HeapTuple tuple = SPI_tuptable->vals[r];
+      int count_at = out->len;
       put_u16(out, static_cast<uint16>(ncols));
       for (int c = 0; c < ncols; ++c) {
         bool isnull;
         Datum v = SPI_getbinval(tuple, SPI_tuptable->tupdesc, c + 1, &isnull);
         Oid type = SPI_gettypeid(SPI_tuptable->tupdesc, c + 1);
-        if (!isnull && TupleDescAttr(SPI_tuptable->tupdesc, c)->attlen == -1) v = PointerGetDatum(PG_DETOAST_DATUM(v));
+        if (!isnull && TupleDescAttr(SPI_tuptable->tupdesc, c)->attlen == -1) {
+          if (VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(v))) mark_out_of_line(out, count_at);
+          v = PointerGetDatum(PG_DETOAST_DATUM(v));
+        }
         append_sync_value(out, type, v, isnull);
       }
     }
@@ -66,13 +76,48 @@ std::string select_list(const RelationInfo& rel) {
   return rel.columns.empty() ? std::string("1") : sql;
 }
 
+// What a chunk's snapshot saw, and the WAL position after it was taken (every commit it sees lies before).
+void remember_snapshot(Snapshot snapshot, CopiedChunk& chunk) {
+  chunk.xmin = snapshot->xmin;
+  chunk.xmax = snapshot->xmax;
+  chunk.running.assign(snapshot->xip, snapshot->xip + snapshot->xcnt);
+  chunk.horizon = GetXLogInsertRecPtr();
+}
+
+// The snapshot a table without row identity is copied under. It must see every transaction the stream
+// skipped for the copy: one whose commit record was already decoded can still be finishing (not yet out
+// of the running set), so wait for it to end and take the snapshot again.
+Snapshot keyless_copy_snapshot(const std::unordered_set<uint32_t>& skipped, CopiedChunk& chunk) {
+  for (;;) {
+    Snapshot snapshot = pg_call([] { return RegisterSnapshot(GetLatestSnapshot()); });
+    pg_call([&] { remember_snapshot(snapshot, chunk); });
+    uint32_t unseen = 0;
+    for (uint32_t xid : skipped)
+      if (!chunk.sees(xid)) unseen = xid;
+    if (unseen == 0) return snapshot;
+    pg_call([&] {
+      UnregisterSnapshot(snapshot);
+      XactLockTableWait(unseen, nullptr, nullptr, XLTW_None);
+    });
+  }
+}
+
 // Reads heap blocks [first, end) through SPI (a ctid range query): for relations without heap storage
 // of their own, where the query defines what "the rows" are.
-std::string read_chunk_spi(const RelationInfo& rel, int64_t first, int64_t end) {
+std::string read_chunk_spi(const RelationInfo& rel, int64_t first, int64_t end, CopiedChunk& chunk, Snapshot given) {
   std::string sql = "SELECT " + select_list(rel) + " FROM ONLY " + quoted(rel.schema) + "." + quoted(rel.name) +
                     " WHERE ctid >= '(" + std::to_string(first) + ",0)'::tid AND ctid < '(" + std::to_string(end) +
                     ",0)'::tid";
-  spi::exec(sql);
+  pg_call([&] {
+    // A read-only SPI query runs under the active snapshot: ours, so that the chunk knows what it saw.
+    Snapshot snapshot = given ? given : RegisterSnapshot(GetLatestSnapshot());
+    if (!given) remember_snapshot(snapshot, chunk);
+    PushActiveSnapshot(snapshot);
+    int rc = SPI_execute(sql.c_str(), true, 0);
+    PopActiveSnapshot();
+    if (!given) UnregisterSnapshot(snapshot);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "copying %s failed: %s", rel.name.c_str(), SPI_result_code_string(rc));
+  });
   return encode_spi_rows(static_cast<int>(rel.columns.size()));
 }
 
@@ -80,7 +125,9 @@ std::string read_chunk_spi(const RelationInfo& rel, int64_t first, int64_t end) 
 // A plain table is read with a TID range scan in C under a fresh snapshot, which is what the ctid range
 // query did through SPI (same rows, same visibility) without the executor and the SPI tuple copies.
 // Blocks past the table's end (truncated by VACUUM since the copy started) simply hold no rows.
-std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t end) {
+// `given`: read under this snapshot (already remembered by the caller) instead of a fresh one.
+std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t end, CopiedChunk& copied,
+                       Snapshot given = nullptr) {
   std::vector<AttrNumber> attnums;
   for (const auto& column : rel.columns) {
     const char* name = column.c_str();
@@ -88,12 +135,13 @@ std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t end) {
   }
   bool plain = pg_call([&] { return get_rel_relkind(rel.relid) == RELKIND_RELATION; });
   for (AttrNumber a : attnums) plain = plain && a > 0;
-  if (!plain) return read_chunk_spi(rel, first, end);
+  if (!plain) return read_chunk_spi(rel, first, end, copied, given);
   StringInfo buf = pg_call([&] {
     MemoryContext chunk = AllocSetContextCreate(CurrentMemoryContext, "powersync snapshot chunk", ALLOCSET_DEFAULT_SIZES);
     MemoryContext caller = MemoryContextSwitchTo(chunk);
     Relation r = table_open(rel.relid, AccessShareLock);
-    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    Snapshot snapshot = given ? given : RegisterSnapshot(GetLatestSnapshot());
+    if (!given) remember_snapshot(snapshot, copied);
     ItemPointerData lo, hi;
     ItemPointerSet(&lo, static_cast<BlockNumber>(first), FirstOffsetNumber);
     ItemPointerSet(&hi, static_cast<BlockNumber>(end - 1), MaxOffsetNumber);
@@ -108,12 +156,16 @@ std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t end) {
     while (table_scan_getnextslot_tidrange(scan, ForwardScanDirection, slot)) {
       MemoryContextSwitchTo(per_row);
       slot_getallattrs(slot);
+      int count_at = out->len;
       put_u16(out, static_cast<uint16>(attnums.size()));
       for (AttrNumber a : attnums) {
         Form_pg_attribute att = TupleDescAttr(desc, a - 1);
         bool isnull = slot->tts_isnull[a - 1];
         Datum v = slot->tts_values[a - 1];
-        if (!isnull && att->attlen == -1) v = PointerGetDatum(PG_DETOAST_DATUM(v));
+        if (!isnull && att->attlen == -1) {
+          if (VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(v))) mark_out_of_line(out, count_at);
+          v = PointerGetDatum(PG_DETOAST_DATUM(v));
+        }
         append_sync_value(out, att->atttypid, v, isnull);
       }
       MemoryContextSwitchTo(caller);
@@ -121,7 +173,7 @@ std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t end) {
     }
     ExecDropSingleTupleTableSlot(slot);
     table_endscan(scan);
-    UnregisterSnapshot(snapshot);
+    if (!given) UnregisterSnapshot(snapshot);
     table_close(r, AccessShareLock);
     MemoryContextDelete(chunk);
     return out;
@@ -187,21 +239,55 @@ bool Replicator::snapshot_step() {
     t->total_blocks = relation_blocks(t->relid);
     t->snapshot_fresh = !has_current_rows(t->id);
   }
-  int64_t end = std::min(t->next_block + kChunkBlocks, t->total_blocks);
-  std::string encoded = t->next_block < end ? read_chunk(rel, t->next_block, end) : std::string();
-  std::vector<RowChange> rows;
-  wire::Reader reader(encoded);
-  while (!reader.at_end()) {
-    RowChange c;
-    c.relation = &rel;
-    c.from_snapshot = true;
-    c.new_tuple = wire::read_tuple(reader);
-    rows.push_back(std::move(c));
+  // Chunks the stream has passed can no longer be ahead of it.
+  for (auto it = copied_.begin(); it != copied_.end();) {
+    while (!it->second.empty() && it->second.front().horizon <= applied_lsn_) it->second.pop_front();
+    it = it->second.empty() ? copied_.erase(it) : std::next(it);
   }
-  apply_changes(rows, v);
-  batch_.flush();
-  t->next_block = std::max(end, t->next_block);
-  t->rows += static_cast<int64_t>(rows.size());
+  // The chunk's keys count only once its transaction commits: an error on the way forgets the chunk.
+  struct Forget {
+    Replicator* r;
+    int32_t table;
+    bool armed = false;
+    ~Forget() {
+      r->copying_ = nullptr;
+      if (armed) r->copied_.erase(table);
+    }
+  } forget{this, t->id};
+  std::deque<CopiedChunk>& chunks = copied_[t->id];
+  chunks.emplace_back();
+  copying_ = &chunks.back();
+  forget.armed = true;
+  // Applies encoded rows of one read as copied rows (never over a row the stream wrote); returns how many.
+  auto copy_rows = [this](RuleVersion* version, const RelationInfo& relation, const std::string& encoded) {
+    std::vector<RowChange> rows;
+    wire::Reader reader(encoded);
+    while (!reader.at_end()) {
+      RowChange c;
+      c.relation = &relation;
+      c.from_snapshot = true;
+      c.new_tuple = wire::read_tuple(reader);
+      rows.push_back(std::move(c));
+    }
+    apply_changes(rows, version);
+    batch_.flush();
+    return static_cast<int64_t>(rows.size());
+  };
+  if (t->identity != 'f' && t->identity_columns.empty()) {
+    // No row identity: copied rows cannot be matched with streamed ones, so the whole table is read under
+    // one snapshot (in chunks, in this transaction) and the stream skips exactly what that snapshot saw.
+    Snapshot snapshot = keyless_copy_snapshot(skipped_for_copy_[t->id], *copying_);
+    for (int64_t first = t->next_block; first < t->total_blocks; first += kChunkBlocks)
+      t->rows += copy_rows(v, rel, read_chunk(rel, first, std::min(first + kChunkBlocks, t->total_blocks), *copying_, snapshot));
+    pg_call([&] { UnregisterSnapshot(snapshot); });
+    t->next_block = t->total_blocks;
+    skipped_for_copy_.erase(t->id);
+  } else {
+    int64_t end = std::min(t->next_block + kChunkBlocks, t->total_blocks);
+    if (t->next_block < end) t->rows += copy_rows(v, rel, read_chunk(rel, t->next_block, end, *copying_));
+    t->next_block = std::max(end, t->next_block);
+  }
+  copying_ = nullptr;
   t->snapshot_done = t->next_block >= t->total_blocks;
   static spi::Statement progress(
       "UPDATE powersync.source_tables SET snapshot_next_block = $2, snapshot_rows = $3, snapshot_total = $4, "
@@ -226,6 +312,7 @@ bool Replicator::snapshot_step() {
     spi::release();
   }
   xact.commit();
+  forget.armed = false;
   return true;
 }
 

@@ -126,3 +126,5 @@ q -c "SELECT pg_drop_replication_slot('bench_td')" >/dev/null
 # 5. Latency of single-row commits.
 "$BUILD/bench/replication_latency" "host=$PGHOST port=$PGPORT user=postgres dbname=${PGDATABASE:-postgres}" "$COMMITS"
 q -c "SELECT sum(op_count) || ' ops in ' || count(DISTINCT bucket) || ' buckets, ' || count(*) || ' chunks (' || pg_size_pretty(pg_total_relation_size('powersync.bucket_chunks')) || ')' FROM powersync.bucket_chunks"
+q -c "SELECT 'current_data: ' || count(*) || ' rows (' || count(row_image) || ' with a row image), '
+             || pg_size_pretty(pg_total_relation_size('powersync.current_data')) FROM powersync.current_data"

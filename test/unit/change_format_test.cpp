@@ -31,6 +31,26 @@ TEST(ChangeFormat, ValuesRoundTripWithUnchangedToastMarker) {
   EXPECT_TRUE(r.at_end());
 }
 
+TEST(ChangeFormat, OutOfLineFlagRidesOnTheColumnCount) {
+  std::string bytes;
+  Writer w(bytes);
+  w.u16(static_cast<uint16_t>(2 | kOutOfLine));
+  w.value(Value::integer(7));
+  w.unchanged_toast();
+  w.u16(1);
+  w.value(Value::text("x"));
+  Reader r(bytes);
+  Tuple flagged = read_tuple(r);
+  EXPECT_TRUE(flagged.out_of_line);
+  ASSERT_EQ(flagged.values.size(), 2u);
+  EXPECT_EQ(flagged.values[0].as_integer(), 7);
+  EXPECT_TRUE(flagged.unchanged[1]);
+  Tuple plain = read_tuple(r);
+  EXPECT_FALSE(plain.out_of_line);
+  ASSERT_EQ(plain.values.size(), 1u);
+  EXPECT_TRUE(r.at_end());
+}
+
 TEST(ChangeFormat, RowImageKeepsNamesAndOrder) {
   rules::Row row{{"id", Value::integer(1)}, {"name", Value::text("x")}, {"gone", Value::null()}};
   rules::Row back = decode_row_image(encode_row_image(row));

@@ -12,7 +12,8 @@
 //   'D' delete    u32 relid | u8 old_kind | [tuple old]
 //   'T' truncate  u16 n | n * u32 relid
 //   'M' message   u8 transactional | u64 lsn | str prefix | str content
-// tuple: u16 ncols | per column (in relation column order): value
+// tuple: u16 ncols (bit 15 set: a value of the row is stored out of line, see kOutOfLine) |
+//        per column (in relation column order): value
 // value: u8 tag | payload — 'n' null, 'u' unchanged TOAST (value not in WAL), 'i' i64, 'r' f64,
 //        't' str (UTF-8 text), 'b' str (raw bytes)
 // str: u32 length | bytes. All integers little-endian.
@@ -114,15 +115,23 @@ class Reader {
   size_t pos_ = 0;
 };
 
+// Flag in a tuple's column count: the row version has a value stored out of line (a TOAST pointer). Only
+// such a value can come back as an unchanged-TOAST marker in the row's next update, so only these rows
+// need their image kept in current_data. Postgres allows at most 1600 columns: bit 15 is free.
+constexpr uint16_t kOutOfLine = 0x8000;
+
 // A decoded tuple: values in relation column order; `unchanged[i]` marks unchanged-TOAST columns.
 struct Tuple {
   std::vector<rules::Value> values;
   std::vector<bool> unchanged;
+  bool out_of_line = false;  // see kOutOfLine
 };
 
 inline Tuple read_tuple(Reader& r) {
   Tuple t;
   uint16_t n = r.u16();
+  t.out_of_line = (n & kOutOfLine) != 0;
+  n &= static_cast<uint16_t>(~kOutOfLine);
   t.values.reserve(n);
   t.unchanged.reserve(n);
   for (uint16_t i = 0; i < n; ++i) {

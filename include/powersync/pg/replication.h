@@ -4,11 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "powersync/pg/change_format.h"
@@ -64,6 +66,7 @@ struct RowChange {
   wire::Tuple old_tuple, new_tuple;
   bool from_snapshot = false;  // snapshot rows never overwrite a row the stream already wrote
   uint64_t commit_lsn = 0;     // the transaction's commit record (stream changes)
+  uint32_t xid = 0;            // the transaction's top-level xid (stream changes)
 };
 
 // Source keys of a change for one source table, and the new tuple completed where it can be.
@@ -125,6 +128,24 @@ class ChangeBatch {
   int64_t max_op_id_ = 0;
 };
 
+// One copied snapshot chunk whose snapshot may be ahead of the stream: the keys it wrote to current_data.
+// A stream change of such a key that the chunk's snapshot already saw is not applied again (the copy
+// emitted that state or a newer one); see Replicator::copy_reflects.
+struct CopiedChunk {
+  Lsn horizon = 0;  // WAL insert position read after the snapshot: commits from here on are not in it
+  uint32_t xmin = 0, xmax = 0;
+  std::vector<uint32_t> running;  // the snapshot's in-progress xids
+  std::unordered_set<std::string> keys;
+  // Whether a committed transaction is visible in the chunk's snapshot.
+  bool sees(uint32_t xid) const {
+    if (static_cast<int32_t>(xid - xmin) < 0) return true;
+    if (static_cast<int32_t>(xid - xmax) >= 0) return false;
+    for (uint32_t r : running)
+      if (r == xid) return false;
+    return true;
+  }
+};
+
 class Replicator {
  public:
   explicit Replicator(std::string slot_name) : slot_(std::move(slot_name)) {}
@@ -152,6 +173,8 @@ class Replicator {
   void apply_changes(const std::vector<RowChange>& changes, RuleVersion* only = nullptr);
   void apply_change(RuleVersion& v, SourceTable& t, const RowChange& c, Keys keys);
   void apply_truncate(RuleVersion& v, SourceTable& t);
+  bool copy_reflects(int32_t table_id, const std::string& key, const RowChange& c);
+  bool keyless_copy_saw(SourceTable& t, const RowChange& c);
   // replication_round.cpp
   void apply_pending(std::vector<RowChange>& changes);
   void handle_relation(RelationInfo rel);
@@ -171,6 +194,11 @@ class Replicator {
   std::map<int64_t, RuleVersion> versions_;
   std::unordered_map<uint32_t, RelationInfo> relations_;
   ChangeBatch batch_;
+  std::unordered_map<int32_t, std::deque<CopiedChunk>> copied_;  // by source table id, in copy order
+  CopiedChunk* copying_ = nullptr;                                // the chunk snapshot_step is applying
+  // Transactions of a table without row identity that the stream skipped because its copy had not run
+  // yet: the copy's snapshot must see every one of them (snapshot_step waits for those still finishing).
+  std::unordered_map<int32_t, std::unordered_set<uint32_t>> skipped_for_copy_;
 };
 
 // Source key of a row: for a single integer identity column 'i' + its value as 8 order-preserving bytes,
