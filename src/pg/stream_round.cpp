@@ -78,7 +78,9 @@ void Replicator::choose_read_mode() {
 }
 
 bool Replicator::stream_round() {
-  flush_pending_wal();  // the walsender sends only flushed WAL; pings are not flushed by themselves
+  // The walsender sends only flushed WAL; pings are not flushed by themselves. The flush position also
+  // bounds the round (read before its snapshot, see WalStream::begin_round).
+  Lsn horizon = flush_pending_wal();
   bool data = stream_->poll();
   int64_t now = GetCurrentTimestamp();
   if (!data && now - last_refresh_ < 1000000) {
@@ -108,7 +110,7 @@ bool Replicator::stream_round() {
     return worked;
   }
   int64_t ops_before = batch_.ops_written();
-  stream_->begin_round();
+  stream_->begin_round(horizon);
   uint64_t count_before = stream_->count();
   RoundRead read = apply_messages(*stream_);
   Lsn new_lsn = std::max({applied_lsn_, read.last_commit_end, read.message_lsn, stream_->idle_end()});

@@ -15,6 +15,7 @@ extern "C" {
 #include "storage/latch.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "commands/dbcommands.h"
 }
@@ -23,6 +24,7 @@ extern "C" {
 
 #include "powersync/error.h"
 #include "powersync/pg/boundary.h"
+#include "powersync/pg/change_format.h"
 #include "powersync/pg/message_source.h"
 
 namespace powersync::pg {
@@ -87,7 +89,16 @@ std::string own_conninfo() {
 WalReceiverConn* open_connection(const std::string& conninfo, std::string& why) {
   pg_call([] { load_file("libpqwalreceiver", false); });
   char* err = nullptr;
-  WalReceiverConn* conn = pg_call([&] { return walrcv_connect(conninfo.c_str(), true, "powersync_worker", &err); });
+  // The connection struct is palloc'd: it must outlive the transaction that may be open now.
+  MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+  WalReceiverConn* conn = nullptr;
+  try {
+    conn = pg_call([&] { return walrcv_connect(conninfo.c_str(), true, "powersync_worker", &err); });
+  } catch (...) {
+    MemoryContextSwitchTo(old);
+    throw;
+  }
+  MemoryContextSwitchTo(old);
   if (!conn) why = err ? err : "unknown error";
   while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
   return conn;
@@ -190,7 +201,8 @@ bool WalStream::poll() {
   }
 }
 
-void WalStream::begin_round() {
+void WalStream::begin_round(uint64_t horizon) {
+  horizon_ = horizon;
   round_done_ = false;
   round_count_ = 0;
   round_started_ = GetCurrentTimestamp();
@@ -200,7 +212,7 @@ bool WalStream::next(std::string& out) {
   if (round_done_) return false;
   if (!in_txn_) {
     bool enough = round_count_ >= kRoundMessages || GetCurrentTimestamp() - round_started_ > kRoundMicros;
-    if (enough || !poll()) {
+    if (enough || !poll() || beyond_horizon()) {
       round_done_ = true;
       return false;
     }
@@ -216,6 +228,20 @@ bool WalStream::next(std::string& out) {
   ++count_;
   ++round_count_;
   return true;
+}
+
+// Does the waiting message (at a transaction boundary) belong to WAL written after the round's
+// snapshot was taken? Such a transaction may not be visible to the round's snapshot, which reads
+// catalogs and table rows (TOAST re-reads) as of the changes applied: it goes to the next round.
+bool WalStream::beyond_horizon() const {
+  wire::Reader r(lookahead_);
+  char kind = static_cast<char>(r.u8());
+  if (kind == 'B') return r.u64() >= horizon_;  // commit record start
+  if (kind == 'M') {
+    r.u8();
+    return r.u64() > horizon_;  // message end
+  }
+  return false;
 }
 
 void WalStream::confirm(uint64_t lsn) {
