@@ -8,6 +8,7 @@ extern "C" {
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
 #include "catalog/pg_type.h"
+#include "storage/procarray.h"
 #include "storage/standby.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -65,6 +66,13 @@ auto quietly(F&& fn) {
   } catch (...) {
     throw;
   }
+}
+
+// Decoding sends a transaction once its commit record is flushed, which is a moment before the
+// committing backend leaves the proc array: until then our queries (catalog lookups, TOAST re-reads of
+// rows) would not see it yet. A walsender woken by that very flush hits this window easily.
+void wait_until_visible(TransactionId xid) {
+  for (int i = 0; i < 100000 && pg_call([&] { return TransactionIdIsInProgress(xid); }); ++i) pg_usleep(100);
 }
 
 }  // namespace
@@ -151,6 +159,7 @@ Replicator::RoundRead Replicator::apply_messages(MessageSource& messages) {
       case 'B':  // committed before the stored LSN: applied already
         commit_lsn = r.u64();
         skip = commit_lsn < applied_lsn_;
+        if (!skip) wait_until_visible(r.u32());
         break;
       case 'C':
         read.last_commit_end = r.u64();

@@ -69,18 +69,17 @@ void Replicator::choose_read_mode() {
     warned_reason = why;
     log_warning("powersync: " + reason +
                 ". The worker reads changes by peeking the slot instead (decoding then runs inside the worker, "
-                "serially with applying). To stream, let user \"" + user +
-                "\" make replication connections over the local socket (pg_hba.conf: \"local replication " + user +
-                " peer\" or trust; or host 127.0.0.1 if unix_socket_directories is empty) and set max_wal_senders "
+                "serially with applying). To stream, let user \"" + user + "\" connect to this database over the "
+                "local socket (pg_hba.conf: a line such as \"local all " + user + " peer\" or trust; a logical "
+                "replication connection matches the database's lines, not \"replication\"; 127.0.0.1 if "
+                "unix_socket_directories is empty), give it the REPLICATION attribute, and set max_wal_senders "
                 "above 0, then restart the worker (or the server).");
   }
   record_read_mode("peek", reason);
 }
 
 bool Replicator::stream_round() {
-  // The walsender sends only flushed WAL; pings are not flushed by themselves. The flush position also
-  // bounds the round (read before its snapshot, see WalStream::begin_round).
-  Lsn horizon = flush_pending_wal();
+  flush_pending_wal();  // the walsender sends only flushed WAL; pings are not flushed by themselves
   bool data = stream_->poll();
   int64_t now = GetCurrentTimestamp();
   if (!data && now - last_refresh_ < 1000000) {
@@ -110,7 +109,7 @@ bool Replicator::stream_round() {
     return worked;
   }
   int64_t ops_before = batch_.ops_written();
-  stream_->begin_round(horizon);
+  stream_->begin_round();
   uint64_t count_before = stream_->count();
   RoundRead read = apply_messages(*stream_);
   Lsn new_lsn = std::max({applied_lsn_, read.last_commit_end, read.message_lsn, stream_->idle_end()});

@@ -24,7 +24,6 @@ extern "C" {
 
 #include "powersync/error.h"
 #include "powersync/pg/boundary.h"
-#include "powersync/pg/change_format.h"
 #include "powersync/pg/message_source.h"
 
 namespace powersync::pg {
@@ -201,8 +200,7 @@ bool WalStream::poll() {
   }
 }
 
-void WalStream::begin_round(uint64_t horizon) {
-  horizon_ = horizon;
+void WalStream::begin_round() {
   round_done_ = false;
   round_count_ = 0;
   round_started_ = GetCurrentTimestamp();
@@ -212,7 +210,7 @@ bool WalStream::next(std::string& out) {
   if (round_done_) return false;
   if (!in_txn_) {
     bool enough = round_count_ >= kRoundMessages || GetCurrentTimestamp() - round_started_ > kRoundMicros;
-    if (enough || !poll() || beyond_horizon()) {
+    if (enough || !poll()) {
       round_done_ = true;
       return false;
     }
@@ -228,20 +226,6 @@ bool WalStream::next(std::string& out) {
   ++count_;
   ++round_count_;
   return true;
-}
-
-// Does the waiting message (at a transaction boundary) belong to WAL written after the round's
-// snapshot was taken? Such a transaction may not be visible to the round's snapshot, which reads
-// catalogs and table rows (TOAST re-reads) as of the changes applied: it goes to the next round.
-bool WalStream::beyond_horizon() const {
-  wire::Reader r(lookahead_);
-  char kind = static_cast<char>(r.u8());
-  if (kind == 'B') return r.u64() >= horizon_;  // commit record start
-  if (kind == 'M') {
-    r.u8();
-    return r.u64() > horizon_;  // message end
-  }
-  return false;
 }
 
 void WalStream::confirm(uint64_t lsn) {

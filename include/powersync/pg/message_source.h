@@ -36,10 +36,9 @@ class WalStream : public MessageSource {
   const std::string& patterns() const { return patterns_; }
   // Is a message waiting (reads what the socket has; answers keepalives)? Never blocks.
   bool poll();
-  // Begins a round: next() hands out messages until a transaction boundary where the stream is idle,
-  // the round is big or old enough, or the next transaction commits at or after `horizon` (the flush
-  // position read before the round's snapshot; like a peek up to that position).
-  void begin_round(uint64_t horizon);
+  // Begins a round: next() hands out messages until a transaction boundary where the stream is idle
+  // or the round is big or old enough.
+  void begin_round();
   bool next(std::string& out) override;
   uint64_t count() const override { return count_; }
   // Ops up to `lsn` are committed in our tables: report it as the flush position.
@@ -56,7 +55,6 @@ class WalStream : public MessageSource {
   explicit WalStream(WalReceiverConn* conn) : conn_(conn) {}
   void send_status(bool request_reply);
   void handle_keepalive(const char* buf, int len);
-  bool beyond_horizon() const;
   WalReceiverConn* conn_ = nullptr;
   int fd_ = -1;
   int sender_pid_ = 0;
@@ -70,7 +68,6 @@ class WalStream : public MessageSource {
   uint64_t received_ = 0;   // highest position the sender reported
   uint64_t flushed_ = 0;    // confirmed by us
   uint64_t idle_end_ = 0;
-  uint64_t horizon_ = 0;
   int64_t last_status_ = 0;
 };
 
