@@ -90,6 +90,7 @@ bool Replicator::stream_round() {
     }
     return false;
   }
+  if (data) stream_->await_visible();
   Transaction xact;
   refresh_versions();
   last_refresh_ = now;

@@ -13,9 +13,11 @@ extern "C" {
 #include "postmaster/postmaster.h"
 #include "replication/walreceiver.h"
 #include "storage/latch.h"
+#include "storage/procarray.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "commands/dbcommands.h"
 }
@@ -24,6 +26,7 @@ extern "C" {
 
 #include "powersync/error.h"
 #include "powersync/pg/boundary.h"
+#include "powersync/pg/change_format.h"
 #include "powersync/pg/message_source.h"
 
 namespace powersync::pg {
@@ -210,7 +213,7 @@ bool WalStream::next(std::string& out) {
   if (round_done_) return false;
   if (!in_txn_) {
     bool enough = round_count_ >= kRoundMessages || GetCurrentTimestamp() - round_started_ > kRoundMicros;
-    if (enough || !poll()) {
+    if (enough || !poll() || !visible_to_round()) {
       round_done_ = true;
       return false;
     }
@@ -226,6 +229,33 @@ bool WalStream::next(std::string& out) {
   ++count_;
   ++round_count_;
   return true;
+}
+
+// The transaction id of the waiting message if it is a 'B' (begin), else 0.
+uint32_t WalStream::waiting_xid() const {
+  if (!have_ || lookahead_.empty() || lookahead_[0] != 'B') return InvalidTransactionId;
+  wire::Reader r(lookahead_);
+  r.u8();
+  r.u64();
+  return r.u32();
+}
+
+// A round applies only transactions its snapshot sees: it reads catalogs and table rows (TOAST
+// re-reads) as of the changes applied. A transaction that committed after the round began waits for
+// the next round.
+bool WalStream::visible_to_round() const {
+  TransactionId xid = waiting_xid();
+  if (xid == InvalidTransactionId || !ActiveSnapshotSet()) return true;
+  return !pg_call([&] { return XidInMVCCSnapshot(xid, GetActiveSnapshot()); });
+}
+
+// Decoding sends a transaction once its commit record is flushed, a moment before the committing backend
+// leaves the proc array; a walsender woken by that very flush hits the window easily. Called before the
+// round's snapshot is taken, so that the snapshot sees the waiting transaction.
+void WalStream::await_visible() {
+  TransactionId xid = waiting_xid();
+  if (xid == InvalidTransactionId) return;
+  for (int i = 0; i < 100000 && pg_call([&] { return TransactionIdIsInProgress(xid); }); ++i) pg_usleep(100);
 }
 
 void WalStream::confirm(uint64_t lsn) {

@@ -54,7 +54,8 @@ p0,s0=sys.argv[4].split(':'); p1,s1=sys.argv[5].split(':')
 w=float(s1)-(float(s0) if p0==p1 else 0.0)
 print(f'  worker CPU {c:.2f} s = {n/max(c,0.01):,.0f} rows per worker CPU-second')
 if p1 != '0':
-    print(f'  walsender CPU {w:.2f} s{"" if p0==p1 else " (new walsender during the step)"}; worker + walsender = {n/max(c+w,0.01):,.0f} rows per CPU-second')
+    note = '' if p0 == p1 else ' (new walsender during the step)'
+    print(f'  walsender CPU {w:.2f} s{note}; worker + walsender = {n/max(c+w,0.01):,.0f} rows per CPU-second')
 " "$1" "$c" "$2" "${S0:-0:0}" "$s"
 }
 

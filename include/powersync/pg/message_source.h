@@ -39,6 +39,9 @@ class WalStream : public MessageSource {
   // Begins a round: next() hands out messages until a transaction boundary where the stream is idle
   // or the round is big or old enough.
   void begin_round();
+  // Waits until the transaction whose begin is waiting has left the proc array (call before the round's
+  // snapshot is taken: the round stops at a transaction its snapshot does not see).
+  void await_visible();
   bool next(std::string& out) override;
   uint64_t count() const override { return count_; }
   // Ops up to `lsn` are committed in our tables: report it as the flush position.
@@ -55,6 +58,8 @@ class WalStream : public MessageSource {
   explicit WalStream(WalReceiverConn* conn) : conn_(conn) {}
   void send_status(bool request_reply);
   void handle_keepalive(const char* buf, int len);
+  uint32_t waiting_xid() const;
+  bool visible_to_round() const;
   WalReceiverConn* conn_ = nullptr;
   int fd_ = -1;
   int sender_pid_ = 0;
