@@ -34,6 +34,8 @@ namespace {
 
 constexpr uint64_t kRoundMessages = 200000;  // a round ends at the next commit after that many messages
 constexpr int64_t kRoundMicros = 500000;     // ... or after that long, so checkpoints keep coming
+constexpr int64_t kLingerAfterMicros = 2000;   // rounds shorter than this never wait for more
+constexpr int64_t kMaxLingerMicros = 10000;    // longest wait for the next transaction within a round
 constexpr int64_t kStatusMicros = 1000000;   // status update at least this often while waiting
 constexpr int64_t kBusyStatusMicros = 10000000;  // ... and while applying (wal_sender_timeout is 60 s)
 
@@ -212,10 +214,20 @@ void WalStream::begin_round() {
 bool WalStream::next(std::string& out) {
   if (round_done_) return false;
   if (!in_txn_) {
-    bool enough = round_count_ >= kRoundMessages || GetCurrentTimestamp() - round_started_ > kRoundMicros;
-    if (enough || !poll() || !visible_to_round()) {
+    int64_t elapsed = GetCurrentTimestamp() - round_started_;
+    bool more = round_count_ < kRoundMessages && elapsed <= kRoundMicros && (poll() || linger(elapsed));
+    if (!more) {
       round_done_ = true;
       return false;
+    }
+    if (!visible_to_round()) {
+      // Committed after the round's snapshot was taken: wait until it is visible, then read on with
+      // a new snapshot (our own writes so far stay visible; this is READ COMMITTED).
+      await_visible();
+      pg_call([] {
+        PopActiveSnapshot();
+        PushActiveSnapshot(GetTransactionSnapshot());
+      });
     }
   } else {
     if ((round_count_ & 1023) == 0 && GetCurrentTimestamp() - last_status_ > kBusyStatusMicros) send_status(false);
@@ -256,6 +268,20 @@ void WalStream::await_visible() {
   TransactionId xid = waiting_xid();
   if (xid == InvalidTransactionId) return;
   for (int i = 0; i < 100000 && pg_call([&] { return TransactionIdIsInProgress(xid); }); ++i) pg_usleep(100);
+}
+
+// Between transactions of a round that has been applying for a while (a busy source), wait a little for
+// the next one: every round pays for its checkpoint and bucket_state writes, so back-to-back source
+// transactions share one. A round of a few quick commits ends at once (latency stays sub-millisecond).
+bool WalStream::linger(int64_t elapsed) {
+  if (round_count_ == 0 || elapsed < kLingerAfterMicros) return false;
+  int64_t until = GetCurrentTimestamp() + std::min(elapsed, kMaxLingerMicros);
+  for (;;) {
+    int64_t left = until - GetCurrentTimestamp();
+    if (left <= 0) return false;
+    wait(std::max<long>(1, static_cast<long>(left / 1000)));
+    if (poll()) return true;
+  }
 }
 
 void WalStream::confirm(uint64_t lsn) {

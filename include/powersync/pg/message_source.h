@@ -60,6 +60,7 @@ class WalStream : public MessageSource {
   void handle_keepalive(const char* buf, int len);
   uint32_t waiting_xid() const;
   bool visible_to_round() const;
+  bool linger(int64_t elapsed);
   WalReceiverConn* conn_ = nullptr;
   int fd_ = -1;
   int sender_pid_ = 0;
