@@ -5,6 +5,8 @@
 #   PS_PG_PREFIX=/opt/pg-x BUILD=build-x bash test/bench/replication_bench.sh   [ROWS=1000000 COMMITS=1000]
 #   BENCH_LOCALE=icu runs it in a database with the ICU collation en-US (what users usually have; the test
 #   clusters are --locale=C, where text comparisons are plain memcmp).
+#   BENCH_CONF='max_wal_senders = 0' adds settings to the cluster (that one forces the worker's peek fallback,
+#   for a side-by-side with streaming).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -18,7 +20,8 @@ dir=$(mktemp -d /tmp/ps_repl_bench.XXXXXX)
 pg_cluster_start "$dir" "" "shared_buffers = 512MB
 max_wal_size = 8GB
 checkpoint_timeout = 30min
-work_mem = 64MB" >/dev/null
+work_mem = 64MB
+${BENCH_CONF:-}" >/dev/null
 # Stop the server and free its disk (a 1M-row run holds GBs of WAL) however the run ends.
 trap 'pg_cluster_stop "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
 q() { psql -X -q -v ON_ERROR_STOP=1 -tA "$@"; }
