@@ -26,8 +26,9 @@ extern "C" {
 namespace powersync::pg {
 namespace {
 
-// Consecutive stream failures (connection lost, START_REPLICATION refused) in this process; after a
-// few, the worker peeks until it restarts, so a stream that cannot work does not stop replication.
+// Connections made in this process whose START_REPLICATION did not succeed (refused, or the worker failed
+// before); after a few in a row, the worker peeks until it restarts, so a stream that cannot start does
+// not stop replication.
 int stream_failures = 0;
 constexpr int kMaxStreamFailures = 5;
 std::string warned_reason;  // the fallback reason last logged (logged once per distinct reason)
@@ -47,13 +48,13 @@ void record_read_mode(const std::string& mode, const std::string& reason) {
 void Replicator::choose_read_mode() {
   std::string why;
   if (stream_failures >= kMaxStreamFailures) {
-    why = "the replication stream failed " + std::to_string(stream_failures) +
-          " times in a row (see the earlier errors in the server log)";
+    why = "streaming did not start after " + std::to_string(stream_failures) +
+          " connections in a row (see the earlier errors in the server log)";
   } else {
     WalStream* s = WalStream::connect(why);
     if (s) {
       stream_.reset(s);
-      ++stream_failures;  // cleared by the first round that streams successfully
+      ++stream_failures;  // cleared once START_REPLICATION succeeds
       record_read_mode("stream", "");
       return;
     }
@@ -98,6 +99,7 @@ bool Replicator::stream_round() {
   if (!stream_->streaming() || stream_->patterns() != patterns) {
     // The plugin's table filter is fixed per START_REPLICATION: restart from what is committed.
     stream_->start(slot_, applied_lsn_, patterns, worker_origin);
+    stream_failures = 0;
     data = false;
   }
   if (!data) {
@@ -118,7 +120,6 @@ bool Replicator::stream_round() {
   // The slot may move only over what is durable in our tables (synchronous_commit may be off).
   if (XactLastCommitEnd > GetFlushRecPtr(nullptr)) pg_call([] { XLogFlush(XactLastCommitEnd); });
   stream_->confirm(new_lsn);
-  stream_failures = 0;
   return worked || stream_->count() != count_before;
 }
 
