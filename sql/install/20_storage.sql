@@ -249,14 +249,18 @@ CREATE TABLE powersync.replication_state (
   status         text NOT NULL DEFAULT 'starting',
   last_error     text,
   last_error_at  timestamptz,
-  unresolved_toast bigint NOT NULL DEFAULT 0
+  unresolved_toast bigint NOT NULL DEFAULT 0,
+  read_mode      text,
+  read_mode_reason text
 );
 COMMENT ON TABLE powersync.replication_state IS
   'The replication worker of this database (one row). replicated_lsn: every change committed before it is '
   'applied (written with every round that produced ops or saw a powersync message; idle rounds only '
   'advance the slot). status: starting | running | error (see last_error). unresolved_toast: updates whose '
   'unchanged TOAST columns had no stored image and could not be read again from the table (synced as NULL; '
-  'each one is logged as a warning with table and row).';
+  'each one is logged as a warning with table and row). read_mode: stream (a replication connection to this '
+  'server, decoded by its walsender) or peek (the slot peeked inside the worker; read_mode_reason says why the '
+  'replication connection could not be made).';
 INSERT INTO powersync.replication_state (slot_name) VALUES ('powersync_' || (SELECT oid FROM pg_database WHERE datname = current_database()));
 
 CREATE TABLE powersync.write_checkpoints (

@@ -262,7 +262,7 @@ RETURNS TABLE(version bigint, state text, snapshot_done boolean, tables_total in
               rows_snapshotted bigint, snapshot_percent numeric, last_checkpoint bigint, last_checkpoint_lsn pg_lsn,
               replicated_lsn pg_lsn, lag_bytes numeric, slot_name text, slot_wal_status text, slot_confirmed_lsn pg_lsn,
               worker_status text, worker_pid int, last_error text, last_error_at timestamptz,
-              unresolved_toast bigint)
+              unresolved_toast bigint, read_mode text, read_mode_reason text)
 LANGUAGE sql STABLE AS $$
   SELECT s.id, s.state, s.snapshot_done,
          count(p.source_table_id)::int, (count(p.source_table_id) FILTER (WHERE p.snapshot_done))::int,
@@ -271,14 +271,14 @@ LANGUAGE sql STABLE AS $$
          s.last_checkpoint, s.last_checkpoint_lsn,
          r.replicated_lsn, pg_wal_lsn_diff(pg_current_wal_lsn(), greatest(r.replicated_lsn, slot.confirmed_flush_lsn)),
          r.slot_name, coalesce(slot.wal_status, 'missing'), slot.confirmed_flush_lsn,
-         r.status, r.worker_pid, r.last_error, r.last_error_at, r.unresolved_toast
+         r.status, r.worker_pid, r.last_error, r.last_error_at, r.unresolved_toast, r.read_mode, r.read_mode_reason
     FROM powersync.replication_state r
     LEFT JOIN powersync.sync_rules s
            ON s.state <> 'STOP' OR s.id = (SELECT max(id) FROM powersync.sync_rules)
     LEFT JOIN powersync.snapshot_progress p ON p.version = s.id
     LEFT JOIN pg_replication_slots slot ON slot.slot_name = r.slot_name
    GROUP BY s.id, r.replicated_lsn, r.slot_name, slot.wal_status, slot.confirmed_flush_lsn, r.status,
-            r.worker_pid, r.last_error, r.last_error_at, r.unresolved_toast
+            r.worker_pid, r.last_error, r.last_error_at, r.unresolved_toast, r.read_mode, r.read_mode_reason
    ORDER BY s.id
 $$;
 COMMENT ON FUNCTION powersync.status() IS
@@ -286,7 +286,8 @@ COMMENT ON FUNCTION powersync.status() IS
   'powersync.snapshot_progress), newest checkpoint, replicated LSN and lag in bytes behind pg_current_wal_lsn() '
   '(from the replicated LSN or the slot position, whichever is further: idle rounds only move the slot), '
   'the slot and its wal_status (missing when the slot does not exist), worker status/pid and last error, and '
-  'the number of updates whose unchanged TOAST columns could not be completed (synced as NULL, logged).';
+  'the number of updates whose unchanged TOAST columns could not be completed (synced as NULL, logged), and how '
+  'the worker reads changes: read_mode stream (replication connection) or peek (fallback; read_mode_reason says why).';
 -- The request's buckets at the checkpoint (rules evaluation in C++, lookups "as of" C).
 CREATE FUNCTION powersync._request_buckets(token_claims text, client_parameters text, at_checkpoint bigint)
 RETURNS TABLE(bucket text, priority int)

@@ -41,6 +41,7 @@ struct PluginState {
   bool txn_begun;                // BEGIN is written lazily, at the first emitted change
   Oid last_relid;                // relation message already sent for this relid / descriptor
   TupleDesc last_desc;
+  RepOriginId own_origin;        // option "origin": the worker's origin, filtered in a walsender too
 };
 
 bool like_prefix(const char* pattern, const char* value) {
@@ -75,10 +76,12 @@ void plugin_startup(LogicalDecodingContext* ctx, OutputPluginOptions* opt, bool 
     DefElem* elem = static_cast<DefElem*>(lfirst(lc));
     if (strcmp(elem->defname, "tables") == 0 && elem->arg != nullptr) {
       parse_tables_option(st, strVal(elem->arg));
+    } else if (strcmp(elem->defname, "origin") == 0 && elem->arg != nullptr) {
+      st->own_origin = static_cast<RepOriginId>(strtoul(strVal(elem->arg), nullptr, 10));
     } else {
       ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                       errmsg("powersync_pg output plugin: unknown option \"%s\"", elem->defname),
-                      errhint("The only option is \"tables\" (newline-separated schema<TAB>name patterns).")));
+                      errhint("The options are \"tables\" (newline-separated schema<TAB>name patterns) and \"origin\" (a replication origin id whose changes are skipped).")));
     }
   }
   opt->output_type = OUTPUT_PLUGIN_BINARY_OUTPUT;
@@ -272,9 +275,12 @@ void plugin_message(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, XLogRecP
   OutputPluginWrite(ctx, true);
 }
 
-// The replication worker's own transactions (see use_own_origin in worker.cpp); only set in its process.
+// The replication worker's own transactions (see use_own_origin in worker.cpp): worker_origin when
+// decoding runs in the worker (peek), the "origin" option when a walsender decodes for it (stream).
 bool plugin_filter_origin(LogicalDecodingContext* ctx, RepOriginId origin_id) {
-  return origin_id != InvalidRepOriginId && origin_id == worker_origin;
+  if (origin_id == InvalidRepOriginId) return false;
+  PluginState* st = static_cast<PluginState*>(ctx->output_plugin_private);
+  return origin_id == worker_origin || (st != nullptr && origin_id == st->own_origin);
 }
 
 }  // namespace

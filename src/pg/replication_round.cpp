@@ -8,6 +8,7 @@ extern "C" {
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
 #include "catalog/pg_type.h"
+#include "storage/procarray.h"
 #include "storage/standby.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -67,6 +68,13 @@ auto quietly(F&& fn) {
   }
 }
 
+// Decoding sends a transaction once its commit record is flushed, which is a moment before the
+// committing backend leaves the proc array: until then our queries (catalog lookups, TOAST re-reads of
+// rows) would not see it yet. A walsender woken by that very flush hits this window easily.
+void wait_until_visible(TransactionId xid) {
+  for (int i = 0; i < 100000 && pg_call([&] { return TransactionIdIsInProgress(xid); }); ++i) pg_usleep(100);
+}
+
 }  // namespace
 
 void Replicator::handle_relation(RelationInfo rel) {
@@ -83,35 +91,48 @@ void Replicator::apply_pending(std::vector<RowChange>& changes) {
   if (batch_.pending() >= kFlushRecords) batch_.flush();
 }
 
-bool Replicator::round() {
-  // WAL that nobody flushes (a non-transactional logical message, async commits) would stay invisible
-  // to decoding until some later flush; flush it ourselves so pings and such commits are seen at once.
+// WAL that nobody flushes (a non-transactional logical message, async commits) would stay invisible
+// to decoding until some later flush; flush it ourselves so pings and such commits are seen at once.
+Lsn flush_pending_wal() {
   Lsn inserted = GetXLogInsertRecPtr();
   // The insert position of an empty page points past the page header, which is not written yet.
   if (inserted % wal_segment_size == SizeOfXLogLongPHD) inserted -= SizeOfXLogLongPHD;
   else if (inserted % XLOG_BLCKSZ == SizeOfXLogShortPHD) inserted -= SizeOfXLogShortPHD;
   if (inserted > GetFlushRecPtr(nullptr)) pg_call([&] { XLogFlush(inserted); });
-  Lsn upto = GetFlushRecPtr(nullptr);
-  int64_t now = GetCurrentTimestamp();
-  // No new WAL: still look at the deployed versions now and then (a deploy that committed before our
-  // slot existed brings no WAL we would see).
-  Lsn done = std::max(applied_lsn_, slot_lsn_);
-  if (upto <= done && now - last_refresh_ < 1000000) return false;
-  Transaction xact;
-  refresh_versions();
-  last_refresh_ = now;
-  if (upto <= done) {  // no new WAL: only catalog-side work (drops, renames, activation)
-    int64_t ops_before = batch_.ops_written();
-    check_dropped_tables();
-    bool activated = maybe_activate(applied_lsn_);
-    bool wrote = batch_.ops_written() != ops_before;
-    if (activated || wrote) write_checkpoint(applied_lsn_);
-    xact.commit();
-    return activated || wrote;
-  }
+  return GetFlushRecPtr(nullptr);
+}
+
+bool Replicator::round() { return stream_ ? stream_round() : peek_round(); }
+
+// Catalog-side work of a round without new changes (in its transaction, which it commits).
+bool Replicator::catalog_round(Transaction& xact) {
   int64_t ops_before = batch_.ops_written();
-  // Read in slices, so a huge transaction never sits in memory whole; it still commits as one round.
-  PeekCursor messages(slot_, upto, kPeekLimit, table_patterns());
+  check_dropped_tables();
+  bool activated = maybe_activate(applied_lsn_);
+  bool wrote = batch_.ops_written() != ops_before;
+  if (activated || wrote) write_checkpoint(applied_lsn_);
+  xact.commit();
+  return activated || wrote;
+}
+
+// The end of a round that read changes: checkpoint (or heartbeat) at new_lsn, commit.
+bool Replicator::finish_round(Transaction& xact, Lsn new_lsn, bool saw_ping, int64_t ops_before) {
+  check_dropped_tables();
+  bool activated = maybe_activate(new_lsn);
+  bool wrote = batch_.ops_written() != ops_before;
+  if (wrote || saw_ping || activated) {
+    write_checkpoint(new_lsn);
+  } else if (GetCurrentTimestamp() - last_state_write_ > 10 * 1000000L) {
+    // Idle: only an occasional heartbeat row, so that our own WAL does not keep the worker busy.
+    write_state(new_lsn);
+  }
+  xact.commit();
+  applied_lsn_ = new_lsn;
+  return wrote || saw_ping || activated;
+}
+
+// Applies the round's messages in order (whole source transactions) inside the round's transaction.
+Replicator::RoundRead Replicator::apply_messages(MessageSource& messages) {
   // Whatever the apply path pallocs outside its own flush contexts (rule values, SPI arguments, result
   // copies) would otherwise land in the SPI procedure context, which lives until the round commits: it
   // goes here instead and is dropped after every applied batch, so a huge round stays bounded.
@@ -126,8 +147,9 @@ bool Replicator::round() {
     MemoryContextReset(batch_ctx);
   };
 
-  bool skip = false, saw_ping = false;
-  Lsn last_commit_end = 0, commit_lsn = 0;
+  RoundRead read;
+  bool skip = false;
+  Lsn commit_lsn = 0;
   uint32_t xid = 0;
   std::vector<RowChange> pending;
   std::string m;
@@ -139,9 +161,10 @@ bool Replicator::round() {
         commit_lsn = r.u64();
         xid = r.u32();
         skip = commit_lsn < applied_lsn_;
+        if (!skip) wait_until_visible(xid);
         break;
       case 'C':
-        last_commit_end = r.u64();
+        read.last_commit_end = r.u64();
         if (pending.size() >= kApplyChunk) apply_batch(pending);
         break;
       case 'R': {
@@ -179,34 +202,44 @@ bool Replicator::round() {
       }
       case 'M': {
         r.u8();
-        if (r.u64() >= applied_lsn_) saw_ping = true;
+        Lsn at = r.u64();
+        if (at >= applied_lsn_) read.saw_ping = true;
+        read.message_lsn = std::max(read.message_lsn, at);
         break;
       }
       default: throw Error(Error::Kind::Internal, std::string("powersync: unknown change message kind ") + kind);
     }
     m.clear();
-    m.shrink_to_fit();
+    if (m.capacity() > (1 << 16)) m.shrink_to_fit();
   }
-  messages.close();
   apply_batch(pending);
   batch_.flush();
   MemoryContextSwitchTo(round_ctx);
   MemoryContextDelete(batch_ctx);
-  Lsn new_lsn = static_cast<int64_t>(messages.count()) >= kPeekLimit && last_commit_end ? last_commit_end : upto;
+  return read;
+}
+
+bool Replicator::peek_round() {
+  Lsn upto = flush_pending_wal();
+  int64_t now = GetCurrentTimestamp();
+  // No new WAL: still look at the deployed versions now and then (a deploy that committed before our
+  // slot existed brings no WAL we would see).
+  Lsn done = std::max(applied_lsn_, slot_lsn_);
+  if (upto <= done && now - last_refresh_ < 1000000) return false;
+  Transaction xact;
+  refresh_versions();
+  last_refresh_ = now;
+  if (upto <= done) return catalog_round(xact);  // no new WAL
+  int64_t ops_before = batch_.ops_written();
+  // Read in slices, so a huge transaction never sits in memory whole; it still commits as one round.
+  PeekCursor messages(slot_, upto, kPeekLimit, table_patterns());
+  RoundRead read = apply_messages(messages);
+  messages.close();
+  Lsn new_lsn = static_cast<int64_t>(messages.count()) >= kPeekLimit && read.last_commit_end ? read.last_commit_end : upto;
   new_lsn = std::max(new_lsn, applied_lsn_);  // a limited peek may end inside transactions applied before
-  check_dropped_tables();
-  bool activated = maybe_activate(new_lsn);
-  bool wrote = batch_.ops_written() != ops_before;
-  if (wrote || saw_ping || activated) {
-    write_checkpoint(new_lsn);
-  } else if (GetCurrentTimestamp() - last_state_write_ > 10 * 1000000L) {
-    // Idle: only an occasional heartbeat row, so that our own WAL does not keep the worker busy.
-    write_state(new_lsn);
-  }
-  xact.commit();
-  applied_lsn_ = new_lsn;
+  bool worked = finish_round(xact, new_lsn, read.saw_ping, ops_before);
   advance_slot(new_lsn);
-  return wrote || saw_ping || activated;
+  return worked;
 }
 
 void Replicator::write_state(Lsn lsn) {
@@ -298,6 +331,11 @@ void Replicator::start() {
     write_state(applied_lsn_);
     xact.commit();
   }
+  find_or_create_slot();
+  choose_read_mode();
+}
+
+void Replicator::find_or_create_slot() {
   Transaction xact;
   static spi::Statement find("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = $1", {TEXTOID});
   Datum name = spi::text_datum(slot_);

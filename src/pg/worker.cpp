@@ -34,6 +34,7 @@ PGDLLEXPORT void powersync_launcher_main(Datum arg);
 PGDLLEXPORT void powersync_replication_main(Datum arg);
 }
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <vector>
@@ -109,15 +110,22 @@ bool take_worker_lock() {
   return got;
 }
 
+// The walsender of our replication connection releases the slot a moment after we disconnect.
 void drop_slot_if_unused(const std::string& slot) {
-  try {
-    Transaction xact;
-    std::string sql = "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '" + slot +
-                      "' AND NOT active";
-    spi::exec(sql);
-    xact.commit();
-  } catch (const std::exception&) {
-    abort_transaction();
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    try {
+      Transaction xact;
+      std::string sql = "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '" +
+                        slot + "' AND NOT active";
+      spi::exec(sql);
+      spi::exec("SELECT 1 FROM pg_replication_slots WHERE slot_name = '" + slot + "'");
+      bool left = SPI_processed > 0;
+      xact.commit();
+      if (!left) return;
+    } catch (const std::exception&) {
+      abort_transaction();
+    }
+    wait_ms(100);
   }
 }
 
@@ -178,6 +186,7 @@ void replicate_forever() {
   }
   std::string slot = slot_name();
   use_own_origin(slot);
+  long backoff_ms = 1000;
   for (;;) {
     auto replicator = std::make_unique<Replicator>(slot);
     try {
@@ -185,11 +194,13 @@ void replicate_forever() {
       for (;;) {
         bool worked = replicator->round();
         worked = replicator->snapshot_step() || worked;
-        if (!worked) wait_ms(kPollMs);
+        if (worked) backoff_ms = 1000;
+        else replicator->wait(kPollMs);
       }
     } catch (const std::exception& e) {
       std::string msg = e.what();
       abort_transaction();
+      replicator.reset();  // closes the replication connection, so its walsender releases the slot
       if (!extension_exists()) {
         drop_slot_if_unused(slot);
         drop_own_origin(slot);
@@ -198,7 +209,8 @@ void replicate_forever() {
       }
       log_warning("powersync replication error: " + msg);
       record_status("error", msg);
-      wait_ms(1000);
+      wait_ms(backoff_ms);  // e.g. the walsender went away: reconnect, backing off up to 30 s
+      backoff_ms = std::min(backoff_ms * 2, 30000L);
     }
   }
 }

@@ -5,6 +5,8 @@
 #   PS_PG_PREFIX=/opt/pg-x BUILD=build-x bash test/bench/replication_bench.sh   [ROWS=1000000 COMMITS=1000]
 #   BENCH_LOCALE=icu runs it in a database with the ICU collation en-US (what users usually have; the test
 #   clusters are --locale=C, where text comparisons are plain memcmp).
+#   BENCH_CONF='max_wal_senders = 0' adds settings to the cluster (that one forces the worker's peek fallback,
+#   for a side-by-side with streaming).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -18,7 +20,8 @@ dir=$(mktemp -d /tmp/ps_repl_bench.XXXXXX)
 pg_cluster_start "$dir" "" "shared_buffers = 512MB
 max_wal_size = 8GB
 checkpoint_timeout = 30min
-work_mem = 64MB" >/dev/null
+work_mem = 64MB
+${BENCH_CONF:-}" >/dev/null
 # Stop the server and free its disk (a 1M-row run holds GBs of WAL) however the run ends.
 trap 'pg_cluster_stop "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
 q() { psql -X -q -v ON_ERROR_STOP=1 -tA "$@"; }
@@ -37,9 +40,26 @@ worker_cpu() {
   local pid; pid=$(q -c "SELECT worker_pid FROM powersync.replication_state")
   awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$pid/stat" 2>/dev/null || echo 0
 }
-cpu_note() {  # $1 = cpu at start, $2 = rows
-  local c; c=$(worker_cpu)
-  python3 -c "import sys; c=float(sys.argv[2])-float(sys.argv[1]); print(f'  worker CPU {c:.2f} s = {float(sys.argv[3])/max(c,0.01):,.0f} rows per worker CPU-second')" "$1" "$c" "$2"
+# The walsender that decodes for the worker when it streams (read_mode stream): its CPU time too, so the
+# cost moved off the worker stays visible. "pid:seconds"; a new walsender (reconnect) starts from 0.
+sender_cpu() {
+  local pid; pid=$(q -c "SELECT pid FROM pg_stat_replication WHERE application_name = 'powersync_worker' LIMIT 1")
+  [ -n "$pid" ] || { echo "0:0"; return; }
+  echo "$pid:$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$pid/stat" 2>/dev/null || echo 0)"
+}
+cpu_mark() { C0=$(worker_cpu); S0=$(sender_cpu); }
+cpu_note() {  # $1 = worker cpu at start, $2 = rows (walsender cpu at start in S0)
+  local c s; c=$(worker_cpu); s=$(sender_cpu)
+  python3 -c "
+import sys
+c=float(sys.argv[2])-float(sys.argv[1]); n=float(sys.argv[3])
+p0,s0=sys.argv[4].split(':'); p1,s1=sys.argv[5].split(':')
+w=float(s1)-(float(s0) if p0==p1 else 0.0)
+print(f'  worker CPU {c:.2f} s = {n/max(c,0.01):,.0f} rows per worker CPU-second')
+if p1 != '0':
+    note = '' if p0 == p1 else ' (new walsender during the step)'
+    print(f'  walsender CPU {w:.2f} s{note}; worker + walsender = {n/max(c+w,0.01):,.0f} rows per CPU-second')
+" "$1" "$c" "$2" "${S0:-0:0}" "$s"
 }
 
 q -c "CREATE EXTENSION powersync_pg"
@@ -61,13 +81,14 @@ echo "== Replication benchmark: $ROWS rows, rules with 2 bucket definitions (2 o
 # 1. Initial snapshot of existing rows.
 q -c "INSERT INTO items SELECT g, 'user' || (g % 1000), 'item ' || g, 0 FROM generate_series(1, $ROWS) g"
 q -c "SELECT powersync.wait_replicated('300 s')" >/dev/null
-c0=$(worker_cpu)
+cpu_mark; c0=$C0
 t0=$(now)
 echo "SELECT powersync.deploy_sync_rules(:'rules')" | q -v rules="$RULES" >/dev/null
 q -c "SELECT powersync.wait_for_checkpoint('1800 s')" >/dev/null
 t1=$(now)
 echo "snapshot: $ROWS rows copied and active in $(secs $t0 $t1) s = $(rate $ROWS $(secs $t0 $t1)) rows/s"
 cpu_note "$c0" "$ROWS"
+echo "  worker read mode: $(q -c "SELECT coalesce(read_mode, '?') || coalesce(' (' || read_mode_reason || ')', '') FROM powersync.replication_state")"
 
 # test_decoding baseline: decode the WAL of a workload (up to its commit LSN) with test_decoding.
 q -c "SELECT 'ok' FROM pg_create_logical_replication_slot('bench_td', 'test_decoding')" >/dev/null
@@ -90,7 +111,7 @@ measure() {  # $1 = label, $2 = rows, $3 = start time, $4 = commit time of the l
 
 # 2. 1M rows inserted in one transaction.
 q -c "SELECT pg_replication_slot_advance('bench_td', pg_current_wal_lsn())" >/dev/null
-C0=$(worker_cpu)
+cpu_mark
 t0=$(now)
 q -c "INSERT INTO items SELECT g, 'user' || (g % 1000), 'item ' || g, 0 FROM generate_series($ROWS + 1, 2 * $ROWS) g"
 t1=$(now)
@@ -100,7 +121,7 @@ baseline "$end" $ROWS
 
 # 3. 1M rows in 1,000-row transactions.
 q -c "SELECT pg_replication_slot_advance('bench_td', pg_current_wal_lsn())" >/dev/null
-C0=$(worker_cpu)
+cpu_mark
 batches=$((ROWS / 1000))
 t0=$(now)
 for ((b = 0; b < batches; b++)); do
@@ -114,7 +135,7 @@ baseline "$end" $ROWS
 
 # 4. 1M updates in one transaction.
 q -c "SELECT pg_replication_slot_advance('bench_td', pg_current_wal_lsn())" >/dev/null
-C0=$(worker_cpu)
+cpu_mark
 t0=$(now)
 q -c "UPDATE items SET n = n + 1 WHERE id <= $ROWS"
 t1=$(now)

@@ -14,11 +14,16 @@
 #include <vector>
 
 #include "powersync/pg/change_format.h"
+#include "powersync/pg/message_source.h"
 #include "powersync/rules/sync_rules.h"
 
 namespace powersync::pg {
 
 using Lsn = uint64_t;
+class Transaction;
+
+// Flushes WAL inserted but not flushed yet (pings, async commits), so decoding sees it; the flush LSN.
+Lsn flush_pending_wal();
 
 // A table as described by the output plugin ('R' message) or the catalog (snapshot).
 struct RelationInfo {
@@ -149,10 +154,14 @@ struct CopiedChunk {
 class Replicator {
  public:
   explicit Replicator(std::string slot_name) : slot_(std::move(slot_name)) {}
-  // Reads the stored state (replicated LSN, op id) and creates the slot if needed. Own transactions.
+  // Reads the stored state (replicated LSN, op id), creates the slot if needed and opens the replication
+  // connection (or falls back to peeking, see read_mode). Own transactions.
   void start();
-  // One round: peek up to the flush LSN, apply, commit, advance the slot. Returns whether it did work.
+  // One round: read what is new (stream or peek), apply, commit ops + LSN + checkpoint, then confirm
+  // the LSN to the slot. Returns whether it did work.
   bool round();
+  // Waits up to `ms` for new changes (the stream's socket) or the latch.
+  void wait(long ms);
   // One snapshot chunk of one table, if any version needs it. Own transaction. Returns whether it did work.
   bool snapshot_step();
   Lsn replicated_lsn() const { return applied_lsn_; }
@@ -176,11 +185,24 @@ class Replicator {
   bool copy_reflects(int32_t table_id, const std::string& key, const RowChange& c);
   bool keyless_copy_saw(SourceTable& t, const RowChange& c);
   // replication_round.cpp
+  struct RoundRead {
+    bool saw_ping = false;
+    Lsn last_commit_end = 0;  // end of the last commit read
+    Lsn message_lsn = 0;      // highest powersync message (ping) position read
+  };
+  RoundRead apply_messages(MessageSource& messages);
+  bool peek_round();
+  bool catalog_round(Transaction& xact);  // no new changes: drops, renames, activation
+  bool finish_round(Transaction& xact, Lsn new_lsn, bool saw_ping, int64_t ops_before);
   void apply_pending(std::vector<RowChange>& changes);
   void handle_relation(RelationInfo rel);
   void write_checkpoint(Lsn lsn);
   void write_state(Lsn lsn);
   void advance_slot(Lsn lsn);
+  // stream_round.cpp
+  void choose_read_mode();
+  void find_or_create_slot();
+  bool stream_round();
 
   std::string slot_;
   Lsn applied_lsn_ = 0;       // everything before it is committed in our tables
@@ -199,6 +221,7 @@ class Replicator {
   // Transactions of a table without row identity that the stream skipped because its copy had not run
   // yet: the copy's snapshot must see every one of them (snapshot_step waits for those still finishing).
   std::unordered_map<int32_t, std::unordered_set<uint32_t>> skipped_for_copy_;
+  std::unique_ptr<WalStream> stream_;  // null: peek mode
 };
 
 // Source key of a row: for a single integer identity column 'i' + its value as 8 order-preserving bytes,
