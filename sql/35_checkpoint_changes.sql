@@ -80,7 +80,8 @@ SELECT kind, name, count FROM powersync.checkpoint_changes(10, '0/100') ORDER BY
 SELECT pg_temp.same_as_checksums(10, '0/100', 20) AS same_10_20;
 SELECT count FROM powersync.bucket_state WHERE bucket = '900002#a[]';
 
--- The bucket candidates come from the index on bucket_state.last_op (not a scan of every bucket).
+-- The bucket candidates come from the index on bucket_state.last_op (not a scan of every bucket), the
+-- write checkpoint keys from the index on write_checkpoints.lsn (not a scan of every user).
 SET LOCAL enable_seqscan = off;
 CREATE FUNCTION pg_temp.plan_uses(idx text) RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE line text; found boolean := false;
@@ -91,4 +92,5 @@ BEGIN
   RETURN found;
 END $$;
 SELECT pg_temp.plan_uses('bucket_state_last_op') AS uses_last_op_index;
+SELECT pg_temp.plan_uses('write_checkpoints_lsn') AS uses_write_checkpoints_lsn_index;
 ROLLBACK;

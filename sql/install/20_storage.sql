@@ -275,3 +275,6 @@ COMMENT ON TABLE powersync.write_checkpoints IS
 
 -- checkpoint_changes(): buckets with ops after the previous checkpoint, without a scan of every bucket.
 CREATE INDEX bucket_state_last_op ON powersync.bucket_state (last_op);
+-- checkpoint_changes(): write checkpoints that became visible between two checkpoints (a range of lsn),
+-- without a scan of every user's row on every checkpoint.
+CREATE INDEX write_checkpoints_lsn ON powersync.write_checkpoints (lsn);
