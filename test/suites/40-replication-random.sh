@@ -16,6 +16,8 @@ if [ "${PS_LONG:-0}" = 1 ]; then N=6000 ROUNDS=4; else N=1500 ROUNDS=2; fi
 echo "seed $SEED (rerun with PS_SEED=$SEED), $N statements per session, $ROUNDS rounds"
 
 dir=$(mktemp -d /tmp/ps_random.XXXXXX)
+# Stop the server however the suite ends; keep its directory (logs, data) only when something failed.
+trap 'rc=$?; _pg_cluster_cleanup; if [ $rc = 0 ]; then rm -rf "$dir"; else echo "cluster kept for inspection: $dir"; fi' EXIT
 repl_setup "$dir" || { fail "cluster setup"; finish; exit 1; }
 
 # Rows that exist before the deploy go through the initial snapshot.

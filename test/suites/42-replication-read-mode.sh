@@ -30,6 +30,8 @@ restart() {
 }
 
 dir=$(mktemp -d /tmp/ps_readmode.XXXXXX)
+# Stop the server however the suite ends; keep its directory (logs, data) only when something failed.
+trap 'rc=$?; _pg_cluster_cleanup; if [ $rc = 0 ]; then rm -rf "$dir"; else echo "cluster kept for inspection: $dir"; fi' EXIT
 repl_setup "$dir" || { fail "cluster setup"; finish; exit 1; }
 repl_workload "$SEED" "$N" 9
 repl_deploy || { fail "deploy + activation"; finish; exit 1; }
