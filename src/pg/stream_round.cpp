@@ -120,6 +120,7 @@ bool Replicator::stream_round() {
   // The slot may move only over what is durable in our tables (synchronous_commit may be off).
   if (XactLastCommitEnd > GetFlushRecPtr(nullptr)) pg_call([] { XLogFlush(XactLastCommitEnd); });
   stream_->confirm(new_lsn);
+  stream_->end_round();
   return worked || stream_->count() != count_before;
 }
 

@@ -36,6 +36,7 @@ constexpr uint64_t kRoundMessages = 200000;  // a round ends at the next commit 
 constexpr int64_t kRoundMicros = 500000;     // ... or after that long, so checkpoints keep coming
 constexpr int64_t kLingerAfterMicros = 2000;   // rounds shorter than this never wait for more
 constexpr int64_t kMaxLingerMicros = 10000;    // longest wait for the next transaction within a round
+constexpr int64_t kLingerRoundMicros = 50000;  // no lingering once a round has been reading this long
 constexpr int64_t kStatusMicros = 1000000;   // status update at least this often while waiting
 constexpr int64_t kBusyStatusMicros = 10000000;  // ... and while applying (wal_sender_timeout is 60 s)
 
@@ -209,7 +210,11 @@ void WalStream::begin_round() {
   round_done_ = false;
   round_count_ = 0;
   round_started_ = GetCurrentTimestamp();
+  round_lingered_ = 0;
 }
+
+// Time spent lingering does not count: otherwise one lingering round would make the next one linger.
+void WalStream::end_round() { last_round_micros_ = GetCurrentTimestamp() - round_started_ - round_lingered_; }
 
 bool WalStream::next(std::string& out) {
   if (round_done_) return false;
@@ -270,18 +275,27 @@ void WalStream::await_visible() {
   for (int i = 0; i < 100000 && pg_call([&] { return TransactionIdIsInProgress(xid); }); ++i) pg_usleep(100);
 }
 
-// Between transactions of a round that has been applying for a while (a busy source), wait a little for
-// the next one: every round pays for its checkpoint and bucket_state writes, so back-to-back source
-// transactions share one. A round of a few quick commits ends at once (latency stays sub-millisecond).
+// Between transactions of a busy round, wait a little for the next one: every round pays for its
+// checkpoint, bucket_state writes and one chunk row per bucket it touches, so back-to-back source
+// transactions should share one. Busy = this round has been running for a while, or the previous round
+// (read + apply + commit) took that long: a round reads its transactions before applying them, so its
+// own elapsed time stays short for small transactions even when the worker is the bottleneck. A source of
+// a few quick commits meets short rounds and ends each at once (latency stays sub-millisecond); lingering
+// stops after kLingerRoundMicros of reading, so a busy source still gets a checkpoint that often.
 bool WalStream::linger(int64_t elapsed) {
-  if (round_count_ == 0 || elapsed < kLingerAfterMicros) return false;
-  int64_t until = GetCurrentTimestamp() + std::min(elapsed, kMaxLingerMicros);
+  int64_t busy = std::max(elapsed, last_round_micros_);
+  if (round_count_ == 0 || busy < kLingerAfterMicros || elapsed >= kLingerRoundMicros) return false;
+  int64_t start = GetCurrentTimestamp();
+  int64_t until = start + std::min(busy, kMaxLingerMicros);
+  bool more = false;
   for (;;) {
     int64_t left = until - GetCurrentTimestamp();
-    if (left <= 0) return false;
+    if (left <= 0) break;
     wait(std::max<long>(1, static_cast<long>(left / 1000)));
-    if (poll()) return true;
+    if ((more = poll())) break;
   }
+  round_lingered_ += GetCurrentTimestamp() - start;
+  return more;
 }
 
 void WalStream::confirm(uint64_t lsn) {

@@ -39,6 +39,8 @@ class WalStream : public MessageSource {
   // Begins a round: next() hands out messages until a transaction boundary where the stream is idle
   // or the round is big or old enough.
   void begin_round();
+  // The round is committed: its duration (read + apply + commit) tells the next one whether to linger.
+  void end_round();
   // Waits until the transaction whose begin is waiting has left the proc array (call before the round's
   // snapshot is taken: the round stops at a transaction its snapshot does not see).
   void await_visible();
@@ -71,6 +73,8 @@ class WalStream : public MessageSource {
   bool round_done_ = false;
   uint64_t count_ = 0, round_count_ = 0;
   int64_t round_started_ = 0;
+  int64_t round_lingered_ = 0;     // time this round spent in linger()
+  int64_t last_round_micros_ = 0;  // busy time (without lingering) of the previous round with data
   uint64_t received_ = 0;   // highest position the sender reported
   uint64_t flushed_ = 0;    // confirmed by us
   uint64_t idle_end_ = 0;
