@@ -292,22 +292,54 @@ std::vector<chunk::ChunkRow>& pack_chunks(const OpRows& ops, chunk::Builder& bui
   return builder.finish();
 }
 
+
+// Running totals of one bucket during a flush; `tid`: its bucket_state row, if `stored`.
+struct State {
+  int64_t version = 0, last_op = 0;
+  uint32_t checksum = 0;
+  int64_t count = 0;
+  bool stored = false;
+  uint64_t tid = 0;
+  int64_t stored_version = 0;  // sync_rules_id of the stored row (kept, as an upsert would)
+};
+
+// bucket_state rows in column order: bucket, sync_rules_id, last_op, checksum, count.
+struct StateRows : bulk::RowSource {
+  std::vector<const std::string*> names;
+  std::vector<const State*> states;
+  void add(const std::string& name, const State& s) {
+    names.push_back(&name);
+    states.push_back(&s);
+  }
+  void fill(size_t i, Datum* values, bool* nulls) noexcept override {
+    const State& s = *states[i];
+    for (int c = 0; c < 5; ++c) nulls[c] = false;
+    values[0] = varlena_datum(*names[i]);
+    values[1] = Int64GetDatum(s.stored ? s.stored_version : s.version);
+    values[2] = Int64GetDatum(s.last_op);
+    values[3] = Int64GetDatum(static_cast<int64_t>(s.checksum));
+    values[4] = Int64GetDatum(s.count);
+  }
+};
+
+// The tid column `col` of result row `row` of the current SPI_tuptable, packed (bulk_write.h).
+uint64_t row_tid(uint64_t row, int col) {
+  bool isnull = false;
+  Datum d = pg_call([&] { return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col + 1, &isnull); });
+  if (isnull) throw Error(Error::Kind::Internal, "bucket_state row without ctid");
+  return bulk::pack_tid(DatumGetPointer(d));
+}
+
 }  // namespace
 
 // Op ids in generation order, cumulative checksums continuing bucket_state, then one bucket_state
 // upsert per touched bucket.
 void ChangeBatch::write_records() {
   if (records_.empty()) return;
-  static spi::Statement load_state("SELECT bucket, checksum, count FROM powersync.bucket_state WHERE bucket = ANY($1)",
-                                   {TEXTARRAYOID});
-  static spi::Statement save_state(
-      "INSERT INTO powersync.bucket_state (bucket, sync_rules_id, last_op, checksum, count) "
-      "SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) "
-      "ON CONFLICT (bucket) DO UPDATE SET last_op = EXCLUDED.last_op, checksum = EXCLUDED.checksum, count = EXCLUDED.count",
-      {TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID});
+  static spi::Statement load_state(
+      "SELECT bucket, checksum, count, ctid, sync_rules_id FROM powersync.bucket_state WHERE bucket = ANY($1)", {TEXTARRAYOID});
 
   // Per-bucket state, found once per op by hash (views into records_, which outlive this function).
-  struct State { int64_t version = 0, last_op = 0; uint32_t checksum = 0; int64_t count = 0; };
   std::unordered_map<std::string_view, uint32_t> slot_of;  // bucket -> index into states/names
   std::vector<State> states;
   std::vector<std::string> names;
@@ -330,6 +362,9 @@ void ChangeBatch::write_records() {
       State& s = states[it->second];
       s.checksum = static_cast<uint32_t>(spi::int64_at(i, 1));
       s.count = spi::int64_at(i, 2);
+      s.stored = true;
+      s.tid = row_tid(i, 3);
+      s.stored_version = spi::int64_at(i, 4);
     }
     spi::release();
   }
@@ -372,20 +407,18 @@ void ChangeBatch::write_records() {
     chunk::Builder builder;
     chunk::insert_chunks(pack_chunks(ops, builder));
     ops_written_ += static_cast<int64_t>(ops.records.size());
-    std::vector<std::string> s_bucket;
-    std::vector<int64_t> s_version, s_last, s_checksum, s_count;
+    // bucket_state rows written directly (the worker is their only writer): existing ones replaced at the
+    // tid just read, new ones appended; both in bucket name order.
+    StateRows updated, added;
+    std::vector<uint64_t> tids;
     for (uint32_t i : by_name) {
       const State& s = states[i];
       if (s.last_op == 0) continue;
-      s_bucket.push_back(names[i]);
-      s_version.push_back(s.version);
-      s_last.push_back(s.last_op);
-      s_checksum.push_back(s.checksum);
-      s_count.push_back(s.count);
+      if (s.stored) tids.push_back(s.tid);
+      (s.stored ? updated : added).add(names[i], s);
     }
-    Datum sargs[5] = {spi::text_array(s_bucket), spi::int8_array(s_version), spi::int8_array(s_last),
-                      spi::int8_array(s_checksum), spi::int8_array(s_count)};
-    save_state.run(sargs);
+    bulk::update_rows("bucket_state", 5, tids.size(), tids.data(), updated);
+    bulk::insert_rows("bucket_state", 5, added.states.size(), added);
   }
   if (!lookups.records.empty()) {
     bulk::insert_rows("bucket_parameters", 6, lookups.records.size(), lookups);

@@ -128,7 +128,7 @@ class ChangeBatch {
   void write_current_data();
   void write_records();
   std::unordered_map<std::string, CurrentRow> rows_;  // key: 4 bytes table id + source key
-  std::vector<PendingRecord> records_;
+  std::deque<PendingRecord> records_;  // a deque: appending never moves the records already there
   int64_t ops_written_ = 0;
   int64_t max_op_id_ = 0;
 };
