@@ -104,7 +104,7 @@ void ChangeBatch::prefetch(const std::vector<std::pair<int32_t, std::string>>& k
   std::vector<int32_t> ids;
   std::vector<std::string> wanted;
   std::vector<CurrentRow*> slots;
-  rows_.reserve(rows_.size() + keys.size());
+  reserve(keys.size());
   for (const auto& [id, key] : keys) {
     auto [it, added] = rows_.try_emplace(cache_key(id, key));
     if (!added) continue;

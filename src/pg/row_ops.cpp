@@ -197,6 +197,7 @@ void Replicator::apply_changes(const std::vector<RowChange>& changes, RuleVersio
       }
       if (ChangeBatch::probe_everything) k.after_is_new = false;
     }
+  batch_.reserve(items.size());
   std::vector<std::pair<int32_t, std::string>> wanted;
   wanted.reserve(items.size());
   for (const Item& i : items) {

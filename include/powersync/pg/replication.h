@@ -110,6 +110,12 @@ class ChangeBatch {
   void prefetch(const std::vector<std::pair<int32_t, std::string>>& keys);
   // The cached row (loaded on a miss).
   CurrentRow& row(int32_t table_id, const std::string& key);
+  // Room for `more` rows beyond those cached, so that the rows of an apply pass do not rehash the cache.
+  // Only grows: unordered_map::reserve below the current bucket count would shrink (rehash) it.
+  void reserve(size_t more) {
+    size_t n = rows_.size() + more;
+    if (n > rows_.bucket_count() * rows_.max_load_factor()) rows_.reserve(n);
+  }
   // A row known not to exist yet (random key of a table without identity): no lookup.
   CurrentRow& fresh_row(int32_t table_id, const std::string& key);
   void add(PendingRecord record) { records_.push_back(std::move(record)); }
