@@ -15,6 +15,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <string_view>
 #include <unordered_map>
 
 #include "powersync/pg/bulk_write.h"
@@ -103,7 +104,7 @@ void ChangeBatch::prefetch(const std::vector<std::pair<int32_t, std::string>>& k
   std::vector<int32_t> ids;
   std::vector<std::string> wanted;
   std::vector<CurrentRow*> slots;
-  rows_.reserve(rows_.size() + keys.size());
+  reserve(keys.size());
   for (const auto& [id, key] : keys) {
     auto [it, added] = rows_.try_emplace(cache_key(id, key));
     if (!added) continue;
@@ -156,27 +157,41 @@ void ChangeBatch::flush() {
 
 namespace {
 
-Datum varlena_datum(const std::string& s) {  // bytea and text share the representation
-  struct varlena* v = static_cast<struct varlena*>(palloc(s.size() + VARHDRSZ));
-  SET_VARSIZE(v, s.size() + VARHDRSZ);
-  memcpy(VARDATA(v), s.data(), s.size());
+Datum varlena_datum(const char* data, size_t size) {  // bytea and text share the representation
+  struct varlena* v = static_cast<struct varlena*>(palloc(size + VARHDRSZ));
+  SET_VARSIZE(v, size + VARHDRSZ);
+  memcpy(VARDATA(v), data, size);
   return PointerGetDatum(v);
 }
 
-// current_data rows to insert or update, in column order.
+Datum varlena_datum(const std::string& s) { return varlena_datum(s.data(), s.size()); }
+
+// current_data rows to insert or update, in column order: views of the cache entries (key: 4 bytes table
+// id + source key) plus their encoded bucket and lookup lists.
 struct CurrentDataRows : bulk::RowSource {
-  std::vector<int32_t> ids;
-  std::vector<std::string> keys, images, buckets, lookups;
-  std::vector<bool> image_null;
+  std::vector<const std::string*> keys;
+  std::vector<const CurrentRow*> rows;
+  std::vector<std::string> buckets, lookups;
   std::vector<uint64_t> tids;
+  void add(const std::string& ck, const CurrentRow& r) {
+    keys.push_back(&ck);
+    rows.push_back(&r);
+    buckets.push_back(wire::encode_bucket_refs(r.buckets));
+    lookups.push_back(wire::encode_strings(r.lookups));
+    tids.push_back(r.tid);
+  }
   void fill(size_t i, Datum* values, bool* nulls) noexcept override {
-    values[0] = Int32GetDatum(ids[i]);
-    values[1] = varlena_datum(keys[i]);
-    values[2] = image_null[i] ? Datum(0) : varlena_datum(images[i]);
+    const std::string& ck = *keys[i];
+    const CurrentRow& r = *rows[i];
+    int32_t id;
+    memcpy(&id, ck.data(), 4);
+    values[0] = Int32GetDatum(id);
+    values[1] = varlena_datum(ck.data() + 4, ck.size() - 4);
+    values[2] = r.row_image ? varlena_datum(*r.row_image) : Datum(0);
     values[3] = varlena_datum(buckets[i]);
     values[4] = varlena_datum(lookups[i]);
     nulls[0] = nulls[1] = nulls[3] = nulls[4] = false;
-    nulls[2] = image_null[i];
+    nulls[2] = !r.row_image;
   }
 };
 
@@ -184,29 +199,38 @@ struct CurrentDataRows : bulk::RowSource {
 
 // New rows are appended, stored rows are updated or deleted in place by the tid their probe found.
 void ChangeBatch::write_current_data() {
-  CurrentDataRows fresh, stored;
+  using Entry = std::pair<const std::string, CurrentRow>;
+  std::vector<const Entry*> inserts, updates;
   std::vector<uint64_t> deleted;
-  for (const auto& [ck, r] : rows_) {
+  for (const Entry& e : rows_) {
+    const CurrentRow& r = e.second;
     if (!r.dirty) continue;
     if (!r.exists) {
       if (r.stored) deleted.push_back(r.tid);  // else created and deleted within this batch
       continue;
     }
-    int32_t id;
-    memcpy(&id, ck.data(), 4);
-    CurrentDataRows& out = r.stored ? stored : fresh;
-    out.ids.push_back(id);
-    out.keys.push_back(ck.substr(4));
-    out.images.push_back(r.row_image.value_or(""));
-    out.image_null.push_back(!r.row_image.has_value());
-    out.buckets.push_back(wire::encode_bucket_refs(r.buckets));
-    out.lookups.push_back(wire::encode_strings(r.lookups));
-    out.tids.push_back(r.tid);
+    (r.stored ? updates : inserts).push_back(&e);
   }
+  // New rows in primary key order (table id, then source key bytes): the index entries of a batch of
+  // increasing keys then append to the right edge of the B-tree instead of splitting pages all over the
+  // batch's key range in hash order. Updates and deletes in heap order.
+  auto key_less = [](const Entry* a, const Entry* b) {
+    int32_t ia, ib;
+    memcpy(&ia, a->first.data(), 4);
+    memcpy(&ib, b->first.data(), 4);
+    if (ia != ib) return ia < ib;
+    return std::string_view(a->first).substr(4) < std::string_view(b->first).substr(4);
+  };
+  std::sort(inserts.begin(), inserts.end(), key_less);
+  std::sort(updates.begin(), updates.end(), [](const Entry* a, const Entry* b) { return a->second.tid < b->second.tid; });
+  std::sort(deleted.begin(), deleted.end());
+  CurrentDataRows fresh, stored;
+  for (const Entry* e : inserts) fresh.add(e->first, e->second);
+  for (const Entry* e : updates) stored.add(e->first, e->second);
   bulk::delete_rows("current_data", deleted.size(), deleted.data());
-  bulk::update_rows("current_data", 5, stored.ids.size(), stored.tids.data(), stored);
+  bulk::update_rows("current_data", 5, stored.rows.size(), stored.tids.data(), stored);
   try {
-    bulk::insert_rows("current_data", 5, fresh.ids.size(), fresh);
+    bulk::insert_rows("current_data", 5, fresh.rows.size(), fresh);
   } catch (const PgError& e) {
     if (e.data() && e.data()->sqlerrcode == ERRCODE_UNIQUE_VIOLATION) probe_everything = true;
     throw;
@@ -215,10 +239,13 @@ void ChangeBatch::write_current_data() {
 
 namespace {
 
-// Ops of a flush with their op ids and running totals, before they are packed into chunks.
+// Ops of a flush with their op ids and running totals, before they are packed into chunks. `rank`: the
+// position of the op's bucket in bucket name order (one rank per bucket of the flush).
 struct OpRows {
   std::vector<const PendingRecord*> records;
   std::vector<int64_t> op_ids, cum_checksums, cum_counts;
+  std::vector<uint32_t> rank;
+  size_t buckets = 0;
 };
 
 // Lookup rows in bucket_parameters column order: id, sync_rules_id, source_table_id, source_key,
@@ -240,11 +267,13 @@ struct LookupRows : bulk::RowSource {
 
 // Packs the ops into chunks of one bucket each (op_chunk.h), in (bucket, op_id) order: each bucket's
 // ops of a flush are consecutive op-id-wise within the bucket, so one chunk row carries many of them.
+// A counting sort by bucket rank (stable: op ids stay increasing) instead of comparing bucket names.
 std::vector<chunk::ChunkRow>& pack_chunks(const OpRows& ops, chunk::Builder& builder) {
+  std::vector<size_t> start(ops.buckets + 1, 0);
+  for (uint32_t r : ops.rank) ++start[r + 1];
+  for (size_t b = 0; b < ops.buckets; ++b) start[b + 1] += start[b];
   std::vector<size_t> order(ops.records.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return ops.records[a]->bucket < ops.records[b]->bucket; });
+  for (size_t i = 0; i < order.size(); ++i) order[start[ops.rank[i]]++] = i;
   for (size_t i : order) {
     const PendingRecord& r = *ops.records[i];
     bool put = r.kind == PendingRecord::Kind::Put;
@@ -263,41 +292,99 @@ std::vector<chunk::ChunkRow>& pack_chunks(const OpRows& ops, chunk::Builder& bui
   return builder.finish();
 }
 
+
+// Running totals of one bucket during a flush; `tid`: its bucket_state row, if `stored`.
+struct State {
+  int64_t version = 0, last_op = 0;
+  uint32_t checksum = 0;
+  int64_t count = 0;
+  bool stored = false;
+  uint64_t tid = 0;
+  int64_t stored_version = 0;  // sync_rules_id of the stored row (kept, as an upsert would)
+};
+
+// bucket_state rows in column order: bucket, sync_rules_id, last_op, checksum, count.
+struct StateRows : bulk::RowSource {
+  std::vector<const std::string*> names;
+  std::vector<const State*> states;
+  void add(const std::string& name, const State& s) {
+    names.push_back(&name);
+    states.push_back(&s);
+  }
+  void fill(size_t i, Datum* values, bool* nulls) noexcept override {
+    const State& s = *states[i];
+    for (int c = 0; c < 5; ++c) nulls[c] = false;
+    values[0] = varlena_datum(*names[i]);
+    values[1] = Int64GetDatum(s.stored ? s.stored_version : s.version);
+    values[2] = Int64GetDatum(s.last_op);
+    values[3] = Int64GetDatum(static_cast<int64_t>(s.checksum));
+    values[4] = Int64GetDatum(s.count);
+  }
+};
+
+// The tid column `col` of result row `row` of the current SPI_tuptable, packed (bulk_write.h).
+uint64_t row_tid(uint64_t row, int col) {
+  bool isnull = false;
+  Datum d = pg_call([&] { return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col + 1, &isnull); });
+  if (isnull) throw Error(Error::Kind::Internal, "bucket_state row without ctid");
+  return bulk::pack_tid(DatumGetPointer(d));
+}
+
 }  // namespace
 
 // Op ids in generation order, cumulative checksums continuing bucket_state, then one bucket_state
 // upsert per touched bucket.
 void ChangeBatch::write_records() {
   if (records_.empty()) return;
-  static spi::Statement load_state("SELECT bucket, checksum, count FROM powersync.bucket_state WHERE bucket = ANY($1)",
-                                   {TEXTARRAYOID});
-  static spi::Statement save_state(
-      "INSERT INTO powersync.bucket_state (bucket, sync_rules_id, last_op, checksum, count) "
-      "SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) "
-      "ON CONFLICT (bucket) DO UPDATE SET last_op = EXCLUDED.last_op, checksum = EXCLUDED.checksum, count = EXCLUDED.count",
-      {TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID});
+  static spi::Statement load_state(
+      "SELECT bucket, checksum, count, ctid, sync_rules_id FROM powersync.bucket_state WHERE bucket = ANY($1)", {TEXTARRAYOID});
 
-  struct State { int64_t version = 0, last_op = 0; uint32_t checksum = 0; int64_t count = 0; };
-  std::unordered_map<std::string, State> states;
+  // Per-bucket state, found once per op by hash (views into records_, which outlive this function).
+  std::unordered_map<std::string_view, uint32_t> slot_of;  // bucket -> index into states/names
+  std::vector<State> states;
   std::vector<std::string> names;
-  for (const auto& r : records_)
-    if (r.kind != PendingRecord::Kind::Lookup && states.try_emplace(r.bucket).second) names.push_back(r.bucket);
+  std::vector<uint32_t> slot(records_.size());
+  for (size_t i = 0; i < records_.size(); ++i) {
+    const PendingRecord& r = records_[i];
+    if (r.kind == PendingRecord::Kind::Lookup) continue;
+    auto [it, added] = slot_of.try_emplace(std::string_view(r.bucket), static_cast<uint32_t>(names.size()));
+    if (added) names.push_back(r.bucket);
+    slot[i] = it->second;
+  }
+  states.resize(names.size());
   if (!names.empty()) {
     Datum arg = spi::text_array(names);
     uint64_t n = load_state.run(&arg);
     for (uint64_t i = 0; i < n; ++i) {
-      State& s = states[spi::text(i, 0).value_or("")];
+      std::string name = spi::text(i, 0).value_or("");
+      auto it = slot_of.find(std::string_view(name));
+      if (it == slot_of.end()) continue;
+      State& s = states[it->second];
       s.checksum = static_cast<uint32_t>(spi::int64_at(i, 1));
       s.count = spi::int64_at(i, 2);
+      s.stored = true;
+      s.tid = row_tid(i, 3);
+      s.stored_version = spi::int64_at(i, 4);
     }
     spi::release();
   }
+  // Chunks are written in (bucket name, op id) order, as they always were: rank = position by name.
+  std::vector<uint32_t> by_name(names.size()), rank(names.size());
+  for (uint32_t i = 0; i < by_name.size(); ++i) by_name[i] = i;
+  std::sort(by_name.begin(), by_name.end(), [&](uint32_t a, uint32_t b) { return names[a] < names[b]; });
+  for (uint32_t i = 0; i < by_name.size(); ++i) rank[by_name[i]] = i;
 
   int64_t next_id = reserve_op_ids(op_id_sequence(), static_cast<int64_t>(records_.size()));
   OpRows ops;
   LookupRows lookups;
   ops.records.reserve(records_.size());
-  for (const auto& r : records_) {
+  ops.op_ids.reserve(records_.size());
+  ops.cum_checksums.reserve(records_.size());
+  ops.cum_counts.reserve(records_.size());
+  ops.rank.reserve(records_.size());
+  ops.buckets = names.size();
+  for (size_t i = 0; i < records_.size(); ++i) {
+    const PendingRecord& r = records_[i];
     int64_t op_id = next_id++;
     max_op_id_ = op_id;
     if (r.kind == PendingRecord::Kind::Lookup) {
@@ -305,7 +392,7 @@ void ChangeBatch::write_records() {
       lookups.ids.push_back(op_id);
       continue;
     }
-    State& s = states[r.bucket];
+    State& s = states[slot[i]];
     s.version = r.version;
     s.last_op = op_id;
     s.checksum += r.checksum;  // wrapping u32 sum
@@ -314,24 +401,24 @@ void ChangeBatch::write_records() {
     ops.op_ids.push_back(op_id);
     ops.cum_checksums.push_back(s.checksum);
     ops.cum_counts.push_back(s.count);
+    ops.rank.push_back(rank[slot[i]]);
   }
   if (!ops.records.empty()) {
     chunk::Builder builder;
     chunk::insert_chunks(pack_chunks(ops, builder));
     ops_written_ += static_cast<int64_t>(ops.records.size());
-    std::vector<std::string> s_bucket;
-    std::vector<int64_t> s_version, s_last, s_checksum, s_count;
-    for (auto& [name, s] : states) {
+    // bucket_state rows written directly (the worker is their only writer): existing ones replaced at the
+    // tid just read, new ones appended; both in bucket name order.
+    StateRows updated, added;
+    std::vector<uint64_t> tids;
+    for (uint32_t i : by_name) {
+      const State& s = states[i];
       if (s.last_op == 0) continue;
-      s_bucket.push_back(name);
-      s_version.push_back(s.version);
-      s_last.push_back(s.last_op);
-      s_checksum.push_back(s.checksum);
-      s_count.push_back(s.count);
+      if (s.stored) tids.push_back(s.tid);
+      (s.stored ? updated : added).add(names[i], s);
     }
-    Datum sargs[5] = {spi::text_array(s_bucket), spi::int8_array(s_version), spi::int8_array(s_last),
-                      spi::int8_array(s_checksum), spi::int8_array(s_count)};
-    save_state.run(sargs);
+    bulk::update_rows("bucket_state", 5, tids.size(), tids.data(), updated);
+    bulk::insert_rows("bucket_state", 5, added.states.size(), added);
   }
   if (!lookups.records.empty()) {
     bulk::insert_rows("bucket_parameters", 6, lookups.records.size(), lookups);

@@ -42,10 +42,12 @@ std::string random_key() {
   return key;
 }
 
-rules::Row to_row(const RelationInfo& rel, const wire::Tuple& t) {
+// Moves the tuple's values into the row (the tuple keeps its flags, not its values).
+rules::Row to_row(const RelationInfo& rel, wire::Tuple& t) {
   rules::Row row;
   row.reserve(rel.columns.size());
-  for (size_t i = 0; i < rel.columns.size() && i < t.values.size(); ++i) row.push_back({rel.columns[i], t.values[i]});
+  for (size_t i = 0; i < rel.columns.size() && i < t.values.size(); ++i)
+    row.push_back({rel.columns[i], std::move(t.values[i])});
   return row;
 }
 
@@ -195,6 +197,7 @@ void Replicator::apply_changes(const std::vector<RowChange>& changes, RuleVersio
       }
       if (ChangeBatch::probe_everything) k.after_is_new = false;
     }
+  batch_.reserve(items.size());
   std::vector<std::pair<int32_t, std::string>> wanted;
   wanted.reserve(items.size());
   for (const Item& i : items) {
@@ -255,9 +258,9 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
       op.kind = PendingRecord::Kind::Put;
       op.version = version;
       op.checksum = protocol::put_checksum(r.table, r.id, r.data);
-      op.bucket = r.bucket;
-      op.table = r.table;
-      op.id = r.id;
+      op.bucket = std::move(r.bucket);
+      op.table = std::move(r.table);
+      op.id = std::move(r.id);
       op.subkey = subkey;
       op.data = std::move(r.data);
       now.push_back({op.bucket, op.table, op.id});

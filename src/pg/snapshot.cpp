@@ -269,6 +269,7 @@ bool Replicator::snapshot_step() {
       c.new_tuple = wire::read_tuple(reader);
       rows.push_back(std::move(c));
     }
+    if (copying_) copying_->keys.reserve(copying_->keys.size() + rows.size());
     apply_changes(rows, version);
     batch_.flush();
     return static_cast<int64_t>(rows.size());

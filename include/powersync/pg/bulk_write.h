@@ -29,6 +29,9 @@ void insert_rows(const char* table, int columns, size_t n, RowSource& rows);
 // is HOT. A missing or concurrently changed row raises an error.
 void update_rows(const char* table, int columns, size_t n, const uint64_t* tids, RowSource& rows);
 
+// A tid (ItemPointerData*) packed into 64 bits: block << 16 | offset.
+uint64_t pack_tid(const void* item_pointer);
+
 // Deletes the rows at these tids.
 void delete_rows(const char* table, size_t n, const uint64_t* tids);
 

@@ -110,6 +110,12 @@ class ChangeBatch {
   void prefetch(const std::vector<std::pair<int32_t, std::string>>& keys);
   // The cached row (loaded on a miss).
   CurrentRow& row(int32_t table_id, const std::string& key);
+  // Room for `more` rows beyond those cached, so that the rows of an apply pass do not rehash the cache.
+  // Only grows: unordered_map::reserve below the current bucket count would shrink (rehash) it.
+  void reserve(size_t more) {
+    size_t n = rows_.size() + more;
+    if (n > rows_.bucket_count() * rows_.max_load_factor()) rows_.reserve(n);
+  }
   // A row known not to exist yet (random key of a table without identity): no lookup.
   CurrentRow& fresh_row(int32_t table_id, const std::string& key);
   void add(PendingRecord record) { records_.push_back(std::move(record)); }
@@ -128,7 +134,7 @@ class ChangeBatch {
   void write_current_data();
   void write_records();
   std::unordered_map<std::string, CurrentRow> rows_;  // key: 4 bytes table id + source key
-  std::vector<PendingRecord> records_;
+  std::deque<PendingRecord> records_;  // a deque: appending never moves the records already there
   int64_t ops_written_ = 0;
   int64_t max_op_id_ = 0;
 };
