@@ -145,6 +145,56 @@ void ChangeBatch::drop_table(int32_t table_id) {
   }
 }
 
+namespace {
+constexpr size_t kArenaBlock = 256 * 1024;
+}
+
+void ByteArena::grow(size_t at_least) {
+  size_t size = std::max(at_least, kArenaBlock);
+  blocks_.push_back(std::make_unique<char[]>(size));
+  next_ = blocks_.back().get();
+  left_ = size;
+}
+
+// Keeps one block for the next batch (most batches fit in it).
+void ByteArena::clear() {
+  if (blocks_.empty()) return;
+  blocks_.erase(blocks_.begin() + 1, blocks_.end());
+  next_ = blocks_.front().get();
+  left_ = kArenaBlock;  // the first block is at least that big
+}
+
+void ChangeBatch::add_op(PendingRecord::Kind kind, int64_t version, std::string_view bucket, std::string_view table,
+                         std::string_view id, std::string_view subkey, std::string_view data, uint32_t checksum) {
+  PendingRecord r;
+  r.kind = kind;
+  r.version = version;
+  auto it = bucket_slot_.find(bucket);
+  if (it == bucket_slot_.end()) {
+    it = bucket_slot_.emplace(bytes_.copy(bucket), static_cast<uint32_t>(bucket_names_.size())).first;
+    bucket_names_.emplace_back(bucket);
+  }
+  r.bucket = it->second;
+  r.checksum = checksum;
+  r.table = bytes_.copy(table);
+  r.id = bytes_.copy(id);
+  r.subkey = bytes_.copy(subkey);
+  if (kind == PendingRecord::Kind::Put) r.data = bytes_.copy(data);
+  records_.push_back(r);
+}
+
+void ChangeBatch::add_lookup(int64_t version, int32_t table_id, std::string_view source_key, std::string_view lookup,
+                             std::string_view parameters) {
+  PendingRecord r;
+  r.kind = PendingRecord::Kind::Lookup;
+  r.version = version;
+  r.source_table_id = table_id;
+  r.source_key = bytes_.copy(source_key);
+  r.lookup = bytes_.copy(lookup);
+  r.parameters = bytes_.copy(parameters);
+  records_.push_back(r);
+}
+
 void ChangeBatch::flush() {
   if (rows_.empty() && records_.empty()) return;
   in_flush_context([&] {
@@ -153,6 +203,9 @@ void ChangeBatch::flush() {
   });
   rows_.clear();
   records_.clear();
+  bucket_slot_.clear();
+  bucket_names_.clear();
+  bytes_.clear();
 }
 
 namespace {
@@ -164,7 +217,7 @@ Datum varlena_datum(const char* data, size_t size) {  // bytea and text share th
   return PointerGetDatum(v);
 }
 
-Datum varlena_datum(const std::string& s) { return varlena_datum(s.data(), s.size()); }
+Datum varlena_datum(std::string_view s) { return varlena_datum(s.data(), s.size()); }
 
 // current_data rows to insert or update, in column order: views of the cache entries (key: 4 bytes table
 // id + source key) plus their encoded bucket and lookup lists.
@@ -246,6 +299,7 @@ struct OpRows {
   std::vector<int64_t> op_ids, cum_checksums, cum_counts;
   std::vector<uint32_t> rank;
   size_t buckets = 0;
+  const std::vector<std::string>& names;  // bucket names by PendingRecord::bucket
 };
 
 // Lookup rows in bucket_parameters column order: id, sync_rules_id, source_table_id, source_key,
@@ -281,13 +335,13 @@ std::vector<chunk::ChunkRow>& pack_chunks(const OpRows& ops, chunk::Builder& bui
     op.op_id = ops.op_ids[i];
     op.kind = put ? chunk::OpKind::Put : chunk::OpKind::Remove;
     op.checksum = r.checksum;
-    op.object_type = std::string_view(r.table);
-    op.object_id = std::string_view(r.id);
-    op.subkey = std::string_view(r.subkey);
-    if (put) op.data = std::string_view(r.data);
+    op.object_type = r.table;
+    op.object_id = r.id;
+    op.subkey = r.subkey;
+    if (put) op.data = r.data;
     op.cum_checksum = static_cast<uint32_t>(ops.cum_checksums[i]);
     op.cum_count = ops.cum_counts[i];
-    builder.add(r.bucket, r.version, op);
+    builder.add(ops.names[r.bucket], r.version, op);
   }
   return builder.finish();
 }
@@ -339,19 +393,10 @@ void ChangeBatch::write_records() {
   static spi::Statement load_state(
       "SELECT bucket, checksum, count, ctid, sync_rules_id FROM powersync.bucket_state WHERE bucket = ANY($1)", {TEXTARRAYOID});
 
-  // Per-bucket state, found once per op by hash (views into records_, which outlive this function).
-  std::unordered_map<std::string_view, uint32_t> slot_of;  // bucket -> index into states/names
-  std::vector<State> states;
-  std::vector<std::string> names;
-  std::vector<uint32_t> slot(records_.size());
-  for (size_t i = 0; i < records_.size(); ++i) {
-    const PendingRecord& r = records_[i];
-    if (r.kind == PendingRecord::Kind::Lookup) continue;
-    auto [it, added] = slot_of.try_emplace(std::string_view(r.bucket), static_cast<uint32_t>(names.size()));
-    if (added) names.push_back(r.bucket);
-    slot[i] = it->second;
-  }
-  states.resize(names.size());
+  // Per-bucket state by the bucket's index, interned when the op was added.
+  const std::unordered_map<std::string_view, uint32_t>& slot_of = bucket_slot_;
+  const std::vector<std::string>& names = bucket_names_;
+  std::vector<State> states(names.size());
   if (!names.empty()) {
     Datum arg = spi::text_array(names);
     uint64_t n = load_state.run(&arg);
@@ -375,7 +420,7 @@ void ChangeBatch::write_records() {
   for (uint32_t i = 0; i < by_name.size(); ++i) rank[by_name[i]] = i;
 
   int64_t next_id = reserve_op_ids(op_id_sequence(), static_cast<int64_t>(records_.size()));
-  OpRows ops;
+  OpRows ops{{}, {}, {}, {}, {}, 0, names};
   LookupRows lookups;
   ops.records.reserve(records_.size());
   ops.op_ids.reserve(records_.size());
@@ -392,7 +437,7 @@ void ChangeBatch::write_records() {
       lookups.ids.push_back(op_id);
       continue;
     }
-    State& s = states[slot[i]];
+    State& s = states[r.bucket];
     s.version = r.version;
     s.last_op = op_id;
     s.checksum += r.checksum;  // wrapping u32 sum
@@ -401,7 +446,7 @@ void ChangeBatch::write_records() {
     ops.op_ids.push_back(op_id);
     ops.cum_checksums.push_back(s.checksum);
     ops.cum_counts.push_back(s.count);
-    ops.rank.push_back(rank[slot[i]]);
+    ops.rank.push_back(rank[r.bucket]);
   }
   if (!ops.records.empty()) {
     chunk::Builder builder;

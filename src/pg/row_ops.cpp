@@ -131,28 +131,9 @@ Keys keys_of(const SourceTable& t, const RowChange& c) {
   return k;
 }
 
-PendingRecord remove_op(int64_t version, const wire::BucketRef& ref, const std::string& subkey) {
-  PendingRecord r;
-  r.kind = PendingRecord::Kind::Remove;
-  r.version = version;
-  r.bucket = ref.bucket;
-  r.table = ref.table;
-  r.id = ref.id;
-  r.subkey = subkey;
-  r.checksum = protocol::remove_checksum(subkey);
-  return r;
-}
-
-PendingRecord lookup_row(int64_t version, int32_t table_id, const std::string& key, std::string lookup,
-                         std::string parameters) {
-  PendingRecord r;
-  r.kind = PendingRecord::Kind::Lookup;
-  r.version = version;
-  r.source_table_id = table_id;
-  r.source_key = key;
-  r.lookup = std::move(lookup);
-  r.parameters = std::move(parameters);
-  return r;
+void add_remove(ChangeBatch& batch, int64_t version, const wire::BucketRef& ref, const std::string& subkey) {
+  batch.add_op(PendingRecord::Kind::Remove, version, ref.bucket, ref.table, ref.id, subkey, {},
+               protocol::remove_checksum(subkey));
 }
 
 template <typename T>
@@ -228,8 +209,8 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
     if (has_unchanged(k.merged) && b.row_image) fill_from_image(rel, k.merged, *b.row_image);
     if (b.exists && (!k.after || *k.after != *k.before)) {
       std::string subkey = subkey_of(t.id, *k.before);
-      for (const auto& ref : b.buckets) batch_.add(remove_op(version, ref, subkey));
-      for (const auto& l : b.lookups) batch_.add(lookup_row(version, t.id, *k.before, l, "[]"));
+      for (const auto& ref : b.buckets) add_remove(batch_, version, ref, subkey);
+      for (const auto& l : b.lookups) batch_.add_lookup(version, t.id, *k.before, l, "[]");
       bool stored = b.stored;
       uint64_t tid = b.tid;
       b = CurrentRow{};
@@ -253,23 +234,16 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
   if (v.rules->is_data_table(st)) {
     rules::RowEvaluation ev = v.rules->evaluate_row(st, row);
     for (const auto& e : ev.errors) log_warning("powersync: sync rules error on " + rel.schema + "." + rel.name + ": " + e);
+    now.reserve(ev.rows.size());
     for (auto& r : ev.rows) {
-      PendingRecord op;
-      op.kind = PendingRecord::Kind::Put;
-      op.version = version;
-      op.checksum = protocol::put_checksum(r.table, r.id, r.data);
-      op.bucket = std::move(r.bucket);
-      op.table = std::move(r.table);
-      op.id = std::move(r.id);
-      op.subkey = subkey;
-      op.data = std::move(r.data);
-      now.push_back({op.bucket, op.table, op.id});
-      batch_.add(std::move(op));
+      batch_.add_op(PendingRecord::Kind::Put, version, r.bucket, r.table, r.id, subkey, r.data,
+                    protocol::put_checksum(r.table, r.id, r.data));
+      now.push_back({std::move(r.bucket), std::move(r.table), std::move(r.id)});
     }
   }
   if (a.exists)
     for (const auto& ref : a.buckets)
-      if (!contains(now, ref)) batch_.add(remove_op(version, ref, subkey));
+      if (!contains(now, ref)) add_remove(batch_, version, ref, subkey);
   std::vector<std::string> lookups;
   if (v.rules->is_parameter_table(st)) {
     rules::ParameterEvaluation pe = v.rules->evaluate_parameter_row(st, row);
@@ -285,11 +259,11 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
         params[i].insert(params[i].size() - 1, "," + p.bucket_parameters);
       }
     }
-    for (size_t i = 0; i < lookups.size(); ++i) batch_.add(lookup_row(version, t.id, *k.after, lookups[i], params[i]));
+    for (size_t i = 0; i < lookups.size(); ++i) batch_.add_lookup(version, t.id, *k.after, lookups[i], params[i]);
   }
   if (a.exists)
     for (const auto& l : a.lookups)
-      if (!contains(lookups, l)) batch_.add(lookup_row(version, t.id, *k.after, l, "[]"));
+      if (!contains(lookups, l)) batch_.add_lookup(version, t.id, *k.after, l, "[]");
   // The image only serves the unchanged-TOAST markers of the row's next update, and only a value stored
   // out of line in this version can become one (REPLICA IDENTITY FULL sends the complete old row).
   std::optional<std::string> image;
@@ -351,9 +325,9 @@ void Replicator::apply_truncate(RuleVersion& v, SourceTable& t) {
     std::string key = spi::bytes(i, 0).value_or("");
     std::string subkey = subkey_of(t.id, key);
     for (const auto& ref : wire::decode_bucket_refs(spi::bytes(i, 1).value_or("")))
-      batch_.add(remove_op(v.id, ref, subkey));
+      add_remove(batch_, v.id, ref, subkey);
     for (const auto& l : wire::decode_strings(spi::bytes(i, 2).value_or("")))
-      batch_.add(lookup_row(v.id, t.id, key, l, "[]"));
+      batch_.add_lookup(v.id, t.id, key, l, "[]");
   }
   spi::release();
   delete_rows.run(&arg);

@@ -154,7 +154,15 @@ class Writer {
     return out;
   }
 
-  void clear() { *this = Writer(); }
+  // Starts a new chunk, keeping the buffers' capacity (one chunk after another during a flush).
+  void clear() {
+    body_.clear();
+    last_type_.clear();
+    have_type_ = false;
+    n_ = 0;
+    first_op_ = last_op_ = first_cum_count_ = last_cum_count_ = 0;
+    first_cum_checksum_ = last_cum_checksum_ = 0;
+  }
 
  private:
   std::string body_, last_type_;

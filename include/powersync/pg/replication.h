@@ -4,11 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -81,15 +83,38 @@ struct Keys {
   wire::Tuple merged;  // new tuple, unchanged-TOAST columns filled from the old row when it is complete
 };
 
-// One op or lookup row waiting for its op id, in generation order.
+// Bytes of a batch's pending records, appended once: views stay valid until clear() (blocks never move),
+// and a flush frees them all at once instead of one std::string per field.
+class ByteArena {
+ public:
+  std::string_view copy(std::string_view s) {
+    if (s.size() > left_) grow(s.size());
+    char* p = next_;
+    if (!s.empty()) memcpy(p, s.data(), s.size());
+    next_ += s.size();
+    left_ -= s.size();
+    return std::string_view(p, s.size());
+  }
+  void clear();
+
+ private:
+  void grow(size_t at_least);
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  char* next_ = nullptr;
+  size_t left_ = 0;
+};
+
+// One op or lookup row waiting for its op id, in generation order. The strings are views into the
+// batch's arena; the bucket is an index into the batch's bucket names (interned per flush).
 struct PendingRecord {
-  enum class Kind { Put, Remove, Lookup };
+  enum class Kind : uint8_t { Put, Remove, Lookup };
   Kind kind = Kind::Put;
-  int64_t version = 0;
-  std::string bucket, table, id, subkey, data;  // ops
+  uint32_t bucket = 0;  // ops
   uint32_t checksum = 0;
   int32_t source_table_id = 0;  // lookups
-  std::string source_key, lookup, parameters;
+  int64_t version = 0;
+  std::string_view table, id, subkey, data;    // ops
+  std::string_view source_key, lookup, parameters;  // lookups
 };
 
 // current_data of one source row as the batch sees it.
@@ -118,7 +143,11 @@ class ChangeBatch {
   }
   // A row known not to exist yet (random key of a table without identity): no lookup.
   CurrentRow& fresh_row(int32_t table_id, const std::string& key);
-  void add(PendingRecord record) { records_.push_back(std::move(record)); }
+  // A PUT or REMOVE (data ignored) of one (bucket, row); its strings are copied into the batch.
+  void add_op(PendingRecord::Kind kind, int64_t version, std::string_view bucket, std::string_view table,
+              std::string_view id, std::string_view subkey, std::string_view data, uint32_t checksum);
+  void add_lookup(int64_t version, int32_t table_id, std::string_view source_key, std::string_view lookup,
+                  std::string_view parameters);
   size_t pending() const { return records_.size() + rows_.size(); }
   // Writes current_data, ops (op ids, cumulative checksums, bucket_state) and lookups; clears the batch.
   void flush();
@@ -134,7 +163,10 @@ class ChangeBatch {
   void write_current_data();
   void write_records();
   std::unordered_map<std::string, CurrentRow> rows_;  // key: 4 bytes table id + source key
-  std::deque<PendingRecord> records_;  // a deque: appending never moves the records already there
+  std::vector<PendingRecord> records_;
+  ByteArena bytes_;  // the records' strings and the bucket names' keys
+  std::unordered_map<std::string_view, uint32_t> bucket_slot_;  // bucket -> index into bucket_names_
+  std::vector<std::string> bucket_names_;
   int64_t ops_written_ = 0;
   int64_t max_op_id_ = 0;
 };
