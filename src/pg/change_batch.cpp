@@ -26,12 +26,6 @@ extern "C" {
 namespace powersync::pg {
 namespace {
 
-std::string cache_key(int32_t table_id, const std::string& key) {
-  std::string k(reinterpret_cast<const char*>(&table_id), 4);
-  k += key;
-  return k;
-}
-
 std::string varlena_bytes(Datum d) {
   const struct varlena* v = reinterpret_cast<const struct varlena*>(DatumGetPointer(d));
   return std::string(VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
@@ -98,16 +92,22 @@ void in_flush_context(F&& fn) {
 
 bool ChangeBatch::probe_everything = false;
 
-// One hash lookup per key: the entry is created here (absent) and filled in place by the probe (entries
-// of an unordered_map keep their address).
+const std::string& ChangeBatch::cache_key(int32_t table_id, const std::string& key) {
+  key_buf_.assign(reinterpret_cast<const char*>(&table_id), 4);
+  key_buf_ += key;
+  return key_buf_;
+}
+
+// A find first (no key copy for cached rows); a missing key's entry is created here (absent) and filled in
+// place by the probe (entries of an unordered_map keep their address).
 void ChangeBatch::prefetch(const std::vector<std::pair<int32_t, std::string>>& keys) {
   std::vector<int32_t> ids;
   std::vector<std::string> wanted;
   std::vector<CurrentRow*> slots;
   reserve(keys.size());
   for (const auto& [id, key] : keys) {
-    auto [it, added] = rows_.try_emplace(cache_key(id, key));
-    if (!added) continue;
+    if (rows_.find(cache_key(id, key)) != rows_.end()) continue;
+    auto it = rows_.try_emplace(key_buf_).first;
     ids.push_back(id);
     wanted.push_back(key);
     slots.push_back(&it->second);
@@ -122,14 +122,14 @@ void ChangeBatch::prefetch(const std::vector<std::pair<int32_t, std::string>>& k
 }
 
 CurrentRow& ChangeBatch::row(int32_t table_id, const std::string& key) {
-  auto [it, added] = rows_.try_emplace(cache_key(table_id, key));
-  if (added) {
-    try {
-      in_flush_context([&] { load_rows({&it->second}, {table_id}, {key}); });
-    } catch (...) {
-      rows_.erase(it);
-      throw;
-    }
+  auto it = rows_.find(cache_key(table_id, key));
+  if (it != rows_.end()) return it->second;
+  it = rows_.try_emplace(key_buf_).first;
+  try {
+    in_flush_context([&] { load_rows({&it->second}, {table_id}, {key}); });
+  } catch (...) {
+    rows_.erase(it);
+    throw;
   }
   return it->second;
 }
