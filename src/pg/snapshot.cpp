@@ -31,6 +31,7 @@ namespace powersync::pg {
 namespace {
 
 constexpr int64_t kChunkBlocks = 128;
+constexpr int64_t kPartBlocks = 16;  // blocks per read of a chunk (see copy_rows)
 
 std::string quoted(const std::string& ident) {
   const char* in = ident.c_str();
@@ -258,34 +259,54 @@ bool Replicator::snapshot_step() {
   chunks.emplace_back();
   copying_ = &chunks.back();
   forget.armed = true;
-  // Applies encoded rows of one read as copied rows (never over a row the stream wrote); returns how many.
-  auto copy_rows = [this](RuleVersion* version, const RelationInfo& relation, const std::string& encoded) {
-    std::vector<RowChange> rows;
-    wire::Reader reader(encoded);
-    while (!reader.at_end()) {
-      RowChange c;
-      c.relation = &relation;
-      c.from_snapshot = true;
-      c.new_tuple = wire::read_tuple(reader);
-      rows.push_back(std::move(c));
+  // Applies the rows of blocks [first, end) under `snapshot` as copied rows (never over a row the stream
+  // wrote); returns how many. Read in parts, so that the rules of one part run on the evaluation thread
+  // while the next part is read (see apply_changes).
+  auto copy_rows = [this](RuleVersion* version, const RelationInfo& relation, int64_t first, int64_t end,
+                          Snapshot snapshot) {
+    ChangesScope scope{*this};
+    int64_t count = 0;
+    for (int64_t part = first; part < end; part += kPartBlocks) {
+      std::string encoded = read_chunk(relation, part, std::min(part + kPartBlocks, end), *copying_, snapshot);
+      std::vector<RowChange> rows;
+      wire::Reader reader(encoded);
+      while (!reader.at_end()) {
+        RowChange c;
+        c.relation = &relation;
+        c.from_snapshot = true;
+        c.new_tuple = wire::read_tuple(reader);
+        rows.push_back(std::move(c));
+      }
+      copying_->keys.reserve(copying_->keys.size() + rows.size());
+      count += static_cast<int64_t>(rows.size());
+      apply_changes(std::move(rows), version);
     }
-    if (copying_) copying_->keys.reserve(copying_->keys.size() + rows.size());
-    apply_changes(rows, version);
+    drain_changes();
     batch_.flush();
-    return static_cast<int64_t>(rows.size());
+    return count;
   };
   if (t->identity != 'f' && t->identity_columns.empty()) {
     // No row identity: copied rows cannot be matched with streamed ones, so the whole table is read under
     // one snapshot (in chunks, in this transaction) and the stream skips exactly what that snapshot saw.
     Snapshot snapshot = keyless_copy_snapshot(skipped_for_copy_[t->id], *copying_);
     for (int64_t first = t->next_block; first < t->total_blocks; first += kChunkBlocks)
-      t->rows += copy_rows(v, rel, read_chunk(rel, first, std::min(first + kChunkBlocks, t->total_blocks), *copying_, snapshot));
+      t->rows += copy_rows(v, rel, first, std::min(first + kChunkBlocks, t->total_blocks), snapshot);
     pg_call([&] { UnregisterSnapshot(snapshot); });
     t->next_block = t->total_blocks;
     skipped_for_copy_.erase(t->id);
   } else {
     int64_t end = std::min(t->next_block + kChunkBlocks, t->total_blocks);
-    if (t->next_block < end) t->rows += copy_rows(v, rel, read_chunk(rel, t->next_block, end, *copying_));
+    if (t->next_block < end) {
+      // One snapshot for the chunk's parts, taken under the table's lock as read_chunk would take it.
+      Snapshot snapshot = pg_call([&] {
+        LockRelationOid(rel.relid, AccessShareLock);
+        Snapshot s = RegisterSnapshot(GetLatestSnapshot());
+        remember_snapshot(s, *copying_);
+        return s;
+      });
+      t->rows += copy_rows(v, rel, t->next_block, end, snapshot);
+      pg_call([&] { UnregisterSnapshot(snapshot); });
+    }
     t->next_block = std::max(end, t->next_block);
   }
   copying_ = nullptr;
