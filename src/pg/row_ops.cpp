@@ -182,26 +182,42 @@ void Replicator::apply_changes(std::vector<RowChange> changes, RuleVersion* only
     pg_call([] { before_shmem_exit(stop_evaluation_thread, 0); });
     exit_hook = true;
   }
+  // Applied passes are freed by the thread too: their strings come mostly from its malloc arena, and
+  // freeing them on the main thread cost it ~8 % (cross-arena frees take the arena's lock).
   ChangePass* next = pass.get();
-  evaluation_thread.submit([next] { next->evaluate(); });
+  ChangePass* applied = applied_.get();
+  evaluation_thread.submit([next, applied] {
+    delete applied;
+    next->evaluate();
+  });
+  applied_.release();
   evaluating_ = std::move(pass);
-  if (previous) apply_pass(*previous);
+  if (previous) {
+    apply_pass(*previous);
+    applied_ = std::move(previous);
+  }
 }
 
-// Applies the pass still on the evaluation thread, if any.
+// Applies the pass still on the evaluation thread, if any; the thread frees it (and the one before).
 void Replicator::drain_changes() {
   if (!evaluating_) return;
   evaluation_thread.wait();
-  std::unique_ptr<ChangePass> pass = std::move(evaluating_);
-  apply_pass(*pass);
+  apply_pass(*evaluating_);
+  ChangePass* applied[2] = {applied_.get(), evaluating_.get()};
+  evaluation_thread.submit([applied] {
+    delete applied[0];
+    delete applied[1];
+  });
+  applied_.release();
+  evaluating_.release();
 }
 
 // Unwinding (an error in the round, or the Replicator going away): the thread must be done with the
 // pass before its inputs die; its results are not wanted (the round is retried).
 void Replicator::abandon_changes() noexcept {
-  if (!evaluating_) return;
   evaluation_thread.abandon();
   evaluating_.reset();
+  applied_.reset();
 }
 
 // Decides which rows skip the current_data probe, loads the current_data rows of all the pass's keys

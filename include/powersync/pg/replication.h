@@ -298,6 +298,7 @@ class Replicator {
   std::unordered_map<int32_t, std::unordered_set<uint32_t>> skipped_for_copy_;
   std::unique_ptr<WalStream> stream_;  // null: peek mode
   std::unique_ptr<ChangePass> evaluating_;  // the pass on the evaluation thread (row_ops.cpp)
+  std::unique_ptr<ChangePass> applied_;     // applied, to be freed by the thread with its next job
 };
 
 // Source key of a row: for a single integer identity column 'i' + its value as 8 order-preserving bytes,
