@@ -87,7 +87,7 @@ void Replicator::handle_relation(RelationInfo rel) {
 // Queues the changes as a pass (applying the one before, see apply_changes); `drain`: applies them all
 // now, for what needs the main thread's state up to here (a relation message, TRUNCATE, the round's end).
 void Replicator::apply_pending(std::vector<RowChange>& changes, bool drain) {
-  if (!changes.empty()) apply_changes(std::move(changes));
+  if (!changes.empty()) apply_changes(std::move(changes), nullptr, drain);
   changes.clear();
   if (drain) drain_changes();
   if (batch_.pending() >= kFlushRecords) batch_.flush();

@@ -134,6 +134,10 @@ namespace {
 
 EvaluationThread evaluation_thread;
 
+// Frees an applied pass's decoded changes (allocated by the main thread, which frees them fastest); its
+// items' change pointers dangle from here on, the pass is only freed after this.
+void release_changes(ChangePass& pass) { std::vector<RowChange>().swap(pass.changes); }
+
 void stop_evaluation_thread(int, Datum) { evaluation_thread.stop(); }
 
 }  // namespace
@@ -156,7 +160,7 @@ Replicator::~Replicator() { abandon_changes(); }
 // checksums come out as with inline evaluation. Everything that reads main-thread state (current_data,
 // copied chunks, op ids) happens at apply time. Whatever the thread reads (versions_, their tables,
 // relations_) changes only at drain points: relation messages, TRUNCATE, the end of a round or chunk.
-void Replicator::apply_changes(std::vector<RowChange> changes, RuleVersion* only) {
+void Replicator::apply_changes(std::vector<RowChange> changes, RuleVersion* only, bool last) {
   auto pass = std::make_unique<ChangePass>();
   pass->changes = std::move(changes);
   pass->items.reserve(pass->changes.size());
@@ -166,7 +170,9 @@ void Replicator::apply_changes(std::vector<RowChange> changes, RuleVersion* only
       SourceTable* t = only ? &only->tables.at(c.relation->relid) : source_table_for(v, *c.relation);
       if (t) pass->items.push_back({&v, t, &c, {}});
     }
-  if (!evaluation_thread_enabled) {
+  // The last pass before a drain with nothing on the thread could overlap with nothing (a round of a
+  // few transactions): handing it over would only add the hand-off and cross-core cache misses.
+  if (!evaluation_thread_enabled || (last && !evaluating_)) {
     drain_changes();
     pass->evaluate();
     apply_pass(*pass);
@@ -182,8 +188,9 @@ void Replicator::apply_changes(std::vector<RowChange> changes, RuleVersion* only
     pg_call([] { before_shmem_exit(stop_evaluation_thread, 0); });
     exit_hook = true;
   }
-  // Applied passes are freed by the thread too: their strings come mostly from its malloc arena, and
-  // freeing them on the main thread cost it ~8 % (cross-arena frees take the arena's lock).
+  // Applied passes are freed by the thread: their results come from its malloc arena, and freeing them
+  // on the main thread cost it ~8 % (a free into another thread's arena takes that arena's lock). The
+  // decoded changes come from the main thread's arena: it frees them itself (see release_changes).
   ChangePass* next = pass.get();
   ChangePass* applied = applied_.get();
   evaluation_thread.submit([next, applied] {
@@ -194,6 +201,7 @@ void Replicator::apply_changes(std::vector<RowChange> changes, RuleVersion* only
   evaluating_ = std::move(pass);
   if (previous) {
     apply_pass(*previous);
+    release_changes(*previous);
     applied_ = std::move(previous);
   }
 }
@@ -203,6 +211,7 @@ void Replicator::drain_changes() {
   if (!evaluating_) return;
   evaluation_thread.wait();
   apply_pass(*evaluating_);
+  release_changes(*evaluating_);
   ChangePass* applied[2] = {applied_.get(), evaluating_.get()};
   evaluation_thread.submit([applied] {
     delete applied[0];

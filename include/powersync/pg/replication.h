@@ -245,8 +245,9 @@ class Replicator {
   void drop_version_data(int64_t version);
   bool maybe_activate(Lsn lsn);
   std::string table_patterns() const;
-  // row_ops.cpp. apply_changes queues a pass; it may be applied only at the next call or drain_changes.
-  void apply_changes(std::vector<RowChange> changes, RuleVersion* only = nullptr);
+  // row_ops.cpp. apply_changes queues a pass; it may be applied only at the next call or drain_changes
+  // (`last`: the caller drains next).
+  void apply_changes(std::vector<RowChange> changes, RuleVersion* only = nullptr, bool last = false);
   void drain_changes();
   void abandon_changes() noexcept;
   // Abandons a queued pass when a scope using apply_changes is left by an exception.
