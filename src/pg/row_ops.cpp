@@ -125,16 +125,12 @@ struct ChangePass {
   };
   std::vector<RowChange> changes;
   std::vector<Item> items;
-  void evaluate(size_t from, size_t to) {
-    for (size_t i = from; i < to; ++i)
-      evaluate_change(*items[i].version->rules, *items[i].table, *items[i].change, items[i].eval);
+  void evaluate() {
+    for (Item& i : items) evaluate_change(*i.version->rules, *i.table, *i.change, i.eval);
   }
-  void evaluate() { evaluate(0, items.size()); }
 };
 
 namespace {
-
-constexpr size_t kSplitMin = 200;  // smaller halves of a pass are not worth a hand-off
 
 EvaluationThread evaluation_thread;
 
@@ -174,34 +170,23 @@ void Replicator::apply_changes(std::vector<RowChange> changes, RuleVersion* only
       SourceTable* t = only ? &only->tables.at(c.relation->relid) : source_table_for(v, *c.relation);
       if (t) pass->items.push_back({&v, t, &c, {}});
     }
-  // A round's only pass, if small (single-row commits): the thread would only add a hand-off.
-  if (!evaluation_thread_enabled || (last && !evaluating_ && pass->items.size() < 2 * kSplitMin)) {
+  // The last pass before a drain with nothing on the thread could overlap with nothing (a round of a
+  // few transactions): handing it over would only add the hand-off and cross-core cache misses.
+  if (!evaluation_thread_enabled || (last && !evaluating_)) {
     drain_changes();
     pass->evaluate();
     apply_pass(*pass);
-    return;
-  }
-  static bool exit_hook = false;
-  if (!exit_hook) {
-    pg_call([] { before_shmem_exit(stop_evaluation_thread, 0); });
-    exit_hook = true;
-  }
-  if (last && !evaluating_) {
-    // The only pass of a round (a few transactions): nothing to overlap its evaluation with, so both
-    // threads evaluate half of it; the thread then frees it. (Owned by evaluating_ from here on, so
-    // that an error on the way waits for the thread before the pass dies.)
-    ChangePass* p = pass.get();
-    evaluating_ = std::move(pass);
-    size_t half = p->items.size() / 2;
-    evaluation_thread.submit([p, half] { p->evaluate(0, half); });
-    p->evaluate(half, p->items.size());
-    drain_changes();
     return;
   }
   std::unique_ptr<ChangePass> previous;
   if (evaluating_) {
     evaluation_thread.wait();
     previous = std::move(evaluating_);
+  }
+  static bool exit_hook = false;
+  if (!exit_hook) {
+    pg_call([] { before_shmem_exit(stop_evaluation_thread, 0); });
+    exit_hook = true;
   }
   // Applied passes are freed by the thread: their results come from its malloc arena, and freeing them
   // on the main thread cost it ~8 % (a free into another thread's arena takes that arena's lock). The
