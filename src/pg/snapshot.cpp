@@ -279,7 +279,7 @@ bool Replicator::snapshot_step() {
       }
       copying_->keys.reserve(copying_->keys.size() + rows.size());
       count += static_cast<int64_t>(rows.size());
-      apply_changes(std::move(rows), version);
+      apply_changes(std::move(rows), version, part + kPartBlocks >= end);
     }
     drain_changes();
     batch_.flush();
