@@ -7,12 +7,15 @@
 #   clusters are --locale=C, where text comparisons are plain memcmp).
 #   BENCH_CONF='max_wal_senders = 0' adds settings to the cluster (that one forces the worker's peek fallback,
 #   for a side-by-side with streaming).
+#   PHASES=snapshot runs only the initial snapshot (step 1), for iterating on it; the default runs everything.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 BUILD=${BUILD:-build}
 ROWS=${ROWS:-1000000}
 COMMITS=${COMMITS:-1000}
+PHASES=${PHASES:-all}
+case "$PHASES" in all | snapshot) ;; *) echo "PHASES must be all or snapshot, got '$PHASES'" >&2; exit 2 ;; esac
 if [ -n "${PS_PG_PREFIX:-}" ]; then PG_BIN=$(bash test/lib/private_pg.sh "$PS_PG_PREFIX"); export PG_BIN; fi
 source test/lib/pg_cluster.sh
 make BUILD="$BUILD" "$BUILD/bench/replication_latency" >/dev/null
@@ -89,6 +92,7 @@ t1=$(now)
 echo "snapshot: $ROWS rows copied and active in $(secs $t0 $t1) s = $(rate $ROWS $(secs $t0 $t1)) rows/s"
 cpu_note "$c0" "$ROWS"
 echo "  worker read mode: $(q -c "SELECT coalesce(read_mode, '?') || coalesce(' (' || read_mode_reason || ')', '') FROM powersync.replication_state")"
+[ "$PHASES" = snapshot ] && exit 0
 
 # test_decoding baseline: decode the WAL of a workload (up to its commit LSN) with test_decoding.
 q -c "SELECT 'ok' FROM pg_create_logical_replication_slot('bench_td', 'test_decoding')" >/dev/null
