@@ -21,6 +21,8 @@ extern "C" {
 #include "storage/lmgr.h"
 }
 
+#include <algorithm>
+
 #include "powersync/pg/replication.h"
 #include "powersync/pg/spi.h"
 #include "powersync/pg/transaction.h"
@@ -148,6 +150,9 @@ std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t end, Copi
     TableScanDesc scan = table_beginscan_tidrange(r, snapshot, &lo, &hi);
     TupleTableSlot* slot = table_slot_create(r, nullptr);
     TupleDesc desc = RelationGetDescr(r);
+    int ncols = static_cast<int>(attnums.size());
+    ColumnMapping* mappings = static_cast<ColumnMapping*>(palloc(sizeof(ColumnMapping) * std::max(ncols, 1)));
+    for (int c = 0; c < ncols; ++c) init_column_mapping(&mappings[c], TupleDescAttr(desc, attnums[c] - 1)->atttypid);
     MemoryContextSwitchTo(caller);
     StringInfo out = makeStringInfo();
     MemoryContext per_row = AllocSetContextCreate(chunk, "powersync snapshot row", ALLOCSET_DEFAULT_SIZES);
@@ -157,16 +162,17 @@ std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t end, Copi
       MemoryContextSwitchTo(per_row);
       slot_getallattrs(slot);
       int count_at = out->len;
-      put_u16(out, static_cast<uint16>(attnums.size()));
-      for (AttrNumber a : attnums) {
-        Form_pg_attribute att = TupleDescAttr(desc, a - 1);
+      put_u16(out, static_cast<uint16>(ncols));
+      for (int c = 0; c < ncols; ++c) {
+        AttrNumber a = attnums[c];
         bool isnull = slot->tts_isnull[a - 1];
         Datum v = slot->tts_values[a - 1];
-        if (!isnull && att->attlen == -1) {
+        if (!isnull && TupleDescAttr(desc, a - 1)->attlen == -1) {
           if (VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(v))) mark_out_of_line(out, count_at);
-          v = PointerGetDatum(PG_DETOAST_DATUM(v));
+          // Only out-of-line and compressed values need fetching; a short inline value maps as it is.
+          v = PointerGetDatum(PG_DETOAST_DATUM_PACKED(v));
         }
-        append_sync_value(out, att->atttypid, v, isnull);
+        append_column_value(out, &mappings[c], v, isnull);
       }
       MemoryContextSwitchTo(caller);
       MemoryContextReset(per_row);
