@@ -287,10 +287,9 @@ bool Replicator::copy_reflects(int32_t table_id, const std::string& key, const R
   while (!chunks.empty() && chunks.front().horizon <= c.commit_lsn && &chunks.front() != copying_) chunks.pop_front();
   bool reflected = false;
   for (CopiedChunk& chunk : chunks) {
-    auto k = chunk.keys.find(key);
-    if (k == chunk.keys.end()) continue;
+    if (!chunk.keys.contains(key)) continue;
     if (chunk.sees(c.xid)) reflected = true;
-    else chunk.keys.erase(k);
+    else chunk.keys.erase(key);
   }
   if (chunks.empty()) copied_.erase(it);
   return reflected;

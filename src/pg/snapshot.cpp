@@ -219,6 +219,40 @@ bool has_current_rows(int32_t table_id) {
 
 }  // namespace
 
+void CopiedKeys::insert(std::string_view key) {
+  bytes_.append(key.data(), key.size());
+  ends_.push_back(static_cast<uint32_t>(bytes_.size()));
+}
+
+std::pair<const uint32_t*, const uint32_t*> CopiedKeys::equal(std::string_view k) {
+  if (sorted_.size() != ends_.size()) {
+    sorted_.resize(ends_.size());
+    for (uint32_t i = 0; i < sorted_.size(); ++i) sorted_[i] = i;
+    std::sort(sorted_.begin(), sorted_.end(), [this](uint32_t a, uint32_t b) { return key(a) < key(b); });
+  }
+  const uint32_t* begin = sorted_.data();
+  const uint32_t* end = begin + sorted_.size();
+  const uint32_t* first =
+      std::lower_bound(begin, end, k, [this](uint32_t i, std::string_view v) { return key(i) < v; });
+  const uint32_t* last =
+      std::upper_bound(first, end, k, [this](std::string_view v, uint32_t i) { return v < key(i); });
+  return {first, last};
+}
+
+bool CopiedKeys::contains(std::string_view k) {
+  auto [first, last] = equal(k);
+  for (const uint32_t* i = first; i != last; ++i)
+    if (*i >= forgotten_.size() || !forgotten_[*i]) return true;
+  return false;
+}
+
+void CopiedKeys::erase(std::string_view k) {
+  auto [first, last] = equal(k);
+  if (first == last) return;
+  forgotten_.resize(ends_.size());
+  for (const uint32_t* i = first; i != last; ++i) forgotten_[*i] = true;
+}
+
 bool Replicator::snapshot_step() {
   auto needs_copy = [this]() -> std::pair<RuleVersion*, SourceTable*> {
     for (auto& [id, v] : versions_)
@@ -275,7 +309,6 @@ bool Replicator::snapshot_step() {
       c.new_tuple = wire::read_tuple(reader);
       rows.push_back(std::move(c));
     }
-    if (copying_) copying_->keys.reserve(copying_->keys.size() + rows.size());
     apply_changes(rows, version);
     batch_.flush();
     return static_cast<int64_t>(rows.size());

@@ -196,6 +196,29 @@ class ChangeBatch {
   int64_t max_op_id_ = 0;
 };
 
+// The source keys a copied chunk wrote, kept flat: one append per copied row (no node or string per key),
+// sorted only when the stream first looks a key up, which most chunks never see (a chunk is dropped once
+// the stream passes its horizon, and only stream changes of the chunk's table before that look).
+// A key may be held twice (REPLICA IDENTITY FULL tables can hold identical rows).
+class CopiedKeys {
+ public:
+  void insert(std::string_view key);
+  bool contains(std::string_view key);  // sorts on first use
+  void erase(std::string_view key);     // forgets every copy of the key
+
+ private:
+  std::string_view key(uint32_t i) const {
+    uint32_t begin = i == 0 ? 0 : ends_[i - 1];
+    return std::string_view(bytes_).substr(begin, ends_[i] - begin);
+  }
+  // The indexes of the keys equal to `k` in sorted_ (sorted again first if keys were added since).
+  std::pair<const uint32_t*, const uint32_t*> equal(std::string_view k);
+  std::string bytes_;              // the keys back to back, in copy order
+  std::vector<uint32_t> ends_;     // end of key i in bytes_
+  std::vector<uint32_t> sorted_;   // key indexes in key order; covers the keys held at the last lookup
+  std::vector<bool> forgotten_;    // by key index; sized at the first erase
+};
+
 // One copied snapshot chunk whose snapshot may be ahead of the stream: the keys it wrote to current_data.
 // A stream change of such a key that the chunk's snapshot already saw is not applied again (the copy
 // emitted that state or a newer one); see Replicator::copy_reflects.
@@ -203,7 +226,7 @@ struct CopiedChunk {
   Lsn horizon = 0;  // WAL insert position read after the snapshot: commits from here on are not in it
   uint32_t xmin = 0, xmax = 0;
   std::vector<uint32_t> running;  // the snapshot's in-progress xids
-  std::unordered_set<std::string> keys;
+  CopiedKeys keys;
   // Whether a committed transaction is visible in the chunk's snapshot.
   bool sees(uint32_t xid) const {
     if (static_cast<int32_t>(xid - xmin) < 0) return true;
