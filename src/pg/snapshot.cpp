@@ -389,6 +389,12 @@ bool Replicator::snapshot_step() {
   return true;
 }
 
+bool Replicator::activation_due() const {
+  for (const auto& [id, v] : versions_)
+    if (v.state == "PROCESSING" && v.snapshot_done && applied_lsn_ >= v.snapshot_lsn) return true;
+  return false;
+}
+
 // An update whose unchanged-TOAST columns have no stored image to come from (the row is not in
 // current_data, e.g. its copy has not reached it yet): read those columns from the table as it is now.
 // Later changes of the row are still ahead in the stream, so the row converges as a copied row does.

@@ -285,6 +285,8 @@ class Replicator {
   void write_checkpoint(Lsn lsn);
   void write_state(Lsn lsn);
   void advance_slot(Lsn lsn);
+  // snapshot.cpp: a version's copy is done and the stream has passed its end (maybe_activate would activate it)
+  bool activation_due() const;
   // stream_round.cpp
   void choose_read_mode();
   void find_or_create_slot();
