@@ -51,8 +51,8 @@ void load_rows(const std::vector<CurrentRow*>& slots, const std::vector<int32_t>
     r.stored = true;
     r.tid = f.tid;
     if (!f.nulls[2]) r.row_image = varlena_bytes(f.values[2]);
-    r.buckets = wire::decode_bucket_refs(f.nulls[3] ? std::string() : varlena_bytes(f.values[3]));
-    r.lookups = wire::decode_strings(f.nulls[4] ? std::string() : varlena_bytes(f.values[4]));
+    r.buckets = f.nulls[3] ? wire::empty_list() : varlena_bytes(f.values[3]);
+    r.lookups = f.nulls[4] ? wire::empty_list() : varlena_bytes(f.values[4]);
   }
 }
 
@@ -201,7 +201,8 @@ void ChangeBatch::flush() {
     write_current_data();
     write_records();
   });
-  rows_.clear();
+  RowCache(&row_memory_).swap(rows_);  // the old entries are destroyed before their memory is released
+  row_memory_.release();
   records_.clear();
   bucket_slot_.clear();
   bucket_names_.clear();
@@ -220,17 +221,14 @@ Datum varlena_datum(const char* data, size_t size) {  // bytea and text share th
 Datum varlena_datum(std::string_view s) { return varlena_datum(s.data(), s.size()); }
 
 // current_data rows to insert or update, in column order: views of the cache entries (key: 4 bytes table
-// id + source key) plus their encoded bucket and lookup lists.
+// id + source key; bucket and lookup lists already encoded).
 struct CurrentDataRows : bulk::RowSource {
   std::vector<const std::string*> keys;
   std::vector<const CurrentRow*> rows;
-  std::vector<std::string> buckets, lookups;
   std::vector<uint64_t> tids;
   void add(const std::string& ck, const CurrentRow& r) {
     keys.push_back(&ck);
     rows.push_back(&r);
-    buckets.push_back(wire::encode_bucket_refs(r.buckets));
-    lookups.push_back(wire::encode_strings(r.lookups));
     tids.push_back(r.tid);
   }
   void fill(size_t i, Datum* values, bool* nulls) noexcept override {
@@ -241,8 +239,8 @@ struct CurrentDataRows : bulk::RowSource {
     values[0] = Int32GetDatum(id);
     values[1] = varlena_datum(ck.data() + 4, ck.size() - 4);
     values[2] = r.row_image ? varlena_datum(*r.row_image) : Datum(0);
-    values[3] = varlena_datum(buckets[i]);
-    values[4] = varlena_datum(lookups[i]);
+    values[3] = varlena_datum(r.buckets);
+    values[4] = varlena_datum(r.lookups);
     nulls[0] = nulls[1] = nulls[3] = nulls[4] = false;
     nulls[2] = !r.row_image;
   }

@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <memory_resource>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -124,8 +125,10 @@ struct CurrentRow {
   bool dirty = false;   // must be written (insert/update if exists, delete if stored and gone)
   uint64_t tid = 0;     // where the stored row is (packed ItemPointer), valid while stored
   std::optional<std::string> row_image;
-  std::vector<wire::BucketRef> buckets;
-  std::vector<std::string> lookups;
+  // The row's (bucket, table, id) references and lookups, encoded as in current_data's buckets/lookups
+  // columns (change_format.h: wire::for_each_bucket_ref, for_each_string): one string per list instead
+  // of three per reference, compared byte-wise, written at flush as they are.
+  std::string buckets = wire::empty_list(), lookups = wire::empty_list();
 };
 
 // Hash of a row cache key (4 bytes table id + source key, mostly short): 8 bytes per multiply, no
@@ -186,7 +189,11 @@ class ChangeBatch {
   void write_records();
   // The cache key of (table id, key) in key_buf_ (reused: a lookup of a cached row allocates nothing).
   const std::string& cache_key(int32_t table_id, const std::string& key);
-  std::unordered_map<std::string, CurrentRow, RowKeyHash> rows_;  // key: 4 bytes table id + source key
+  using RowCache = std::pmr::unordered_map<std::string, CurrentRow, RowKeyHash>;
+  // The cache's nodes and bucket array come from one arena that a flush releases at once, instead of
+  // one free per row (declared before rows_, which uses it).
+  std::pmr::monotonic_buffer_resource row_memory_{size_t{1} << 20};
+  RowCache rows_{&row_memory_};  // key: 4 bytes table id + source key
   std::string key_buf_;
   std::vector<PendingRecord> records_;
   ByteArena bytes_;  // the records' strings and the bucket names' keys
