@@ -36,7 +36,7 @@ constexpr uint64_t kRoundMessages = 200000;  // a round ends at the next commit 
 constexpr int64_t kRoundMicros = 500000;     // ... or after that long, so checkpoints keep coming
 constexpr int64_t kLingerAfterMicros = 2000;   // rounds shorter than this never wait for more
 constexpr int64_t kMaxLingerMicros = 10000;    // longest wait for the next transaction within a round
-constexpr int64_t kLingerRoundMicros = 200000; // no lingering once a round has been reading this long
+constexpr int64_t kLingerRoundMicros = 50000;  // no lingering once a round has been reading this long
 constexpr int64_t kStatusMicros = 1000000;   // status update at least this often while waiting
 constexpr int64_t kBusyStatusMicros = 10000000;  // ... and while applying (wal_sender_timeout is 60 s)
 
