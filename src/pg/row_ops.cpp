@@ -131,13 +131,12 @@ Keys keys_of(const SourceTable& t, const RowChange& c) {
   return k;
 }
 
-void add_remove(ChangeBatch& batch, int64_t version, const wire::BucketRef& ref, const std::string& subkey) {
+void add_remove(ChangeBatch& batch, int64_t version, const wire::BucketRefView& ref, const std::string& subkey) {
   batch.add_op(PendingRecord::Kind::Remove, version, ref.bucket, ref.table, ref.id, subkey, {},
                protocol::remove_checksum(subkey));
 }
 
-template <typename T>
-bool contains(const std::vector<T>& v, const T& x) {
+bool contains(const std::vector<std::string>& v, std::string_view x) {
   for (const auto& e : v)
     if (e == x) return true;
   return false;
@@ -209,8 +208,8 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
     if (has_unchanged(k.merged) && b.row_image) fill_from_image(rel, k.merged, *b.row_image);
     if (b.exists && (!k.after || *k.after != *k.before)) {
       std::string subkey = subkey_of(t.id, *k.before);
-      for (const auto& ref : b.buckets) add_remove(batch_, version, ref, subkey);
-      for (const auto& l : b.lookups) batch_.add_lookup(version, t.id, *k.before, l, "[]");
+      wire::for_each_bucket_ref(b.buckets, [&](const wire::BucketRefView& ref) { add_remove(batch_, version, ref, subkey); });
+      wire::for_each_string(b.lookups, [&](std::string_view l) { batch_.add_lookup(version, t.id, *k.before, l, "[]"); });
       bool stored = b.stored;
       uint64_t tid = b.tid;
       b = CurrentRow{};
@@ -230,7 +229,7 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
   rules::Row row = to_row(rel, k.merged);
   rules::SourceTable st{rel.schema, rel.name};
   std::string subkey = subkey_of(t.id, *k.after);
-  std::vector<wire::BucketRef> now;
+  wire::BucketRefList now;
   if (v.rules->is_data_table(st)) {
     rules::RowEvaluation ev = v.rules->evaluate_row(st, row);
     for (const auto& e : ev.errors) log_warning("powersync: sync rules error on " + rel.schema + "." + rel.name + ": " + e);
@@ -238,12 +237,13 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
     for (auto& r : ev.rows) {
       batch_.add_op(PendingRecord::Kind::Put, version, r.bucket, r.table, r.id, subkey, r.data,
                     protocol::put_checksum(r.table, r.id, r.data));
-      now.push_back({std::move(r.bucket), std::move(r.table), std::move(r.id)});
+      now.add(r.bucket, r.table, r.id);
     }
   }
   if (a.exists)
-    for (const auto& ref : a.buckets)
-      if (!contains(now, ref)) add_remove(batch_, version, ref, subkey);
+    wire::for_each_bucket_ref(a.buckets, [&](const wire::BucketRefView& ref) {
+      if (!now.contains(ref)) add_remove(batch_, version, ref, subkey);
+    });
   std::vector<std::string> lookups;
   if (v.rules->is_parameter_table(st)) {
     rules::ParameterEvaluation pe = v.rules->evaluate_parameter_row(st, row);
@@ -262,18 +262,20 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
     for (size_t i = 0; i < lookups.size(); ++i) batch_.add_lookup(version, t.id, *k.after, lookups[i], params[i]);
   }
   if (a.exists)
-    for (const auto& l : a.lookups)
+    wire::for_each_string(a.lookups, [&](std::string_view l) {
       if (!contains(lookups, l)) batch_.add_lookup(version, t.id, *k.after, l, "[]");
+    });
+  std::string lookup_list = wire::encode_strings(lookups);
   // The image only serves the unchanged-TOAST markers of the row's next update, and only a value stored
   // out of line in this version can become one (REPLICA IDENTITY FULL sends the complete old row).
   std::optional<std::string> image;
   if (t.identity != 'f' && k.merged.out_of_line) image = wire::encode_row_image(row);
   // An update that leaves the stored state as it was (same buckets, lookups and image: the common case
   // of a row changing within its buckets) does not rewrite its current_data row at all.
-  if (!a.exists || a.buckets != now || a.lookups != lookups || a.row_image != image) a.dirty = true;
+  if (!a.exists || a.buckets != now.bytes() || a.lookups != lookup_list || a.row_image != image) a.dirty = true;
   a.exists = true;
-  a.buckets = std::move(now);
-  a.lookups = std::move(lookups);
+  a.buckets = now.take();
+  a.lookups = std::move(lookup_list);
   a.row_image = std::move(image);
 }
 
@@ -323,10 +325,9 @@ void Replicator::apply_truncate(RuleVersion& v, SourceTable& t) {
   for (uint64_t i = 0; i < n; ++i) {
     std::string key = spi::bytes(i, 0).value_or("");
     std::string subkey = subkey_of(t.id, key);
-    for (const auto& ref : wire::decode_bucket_refs(spi::bytes(i, 1).value_or("")))
-      add_remove(batch_, v.id, ref, subkey);
-    for (const auto& l : wire::decode_strings(spi::bytes(i, 2).value_or("")))
-      batch_.add_lookup(v.id, t.id, key, l, "[]");
+    wire::for_each_bucket_ref(spi::bytes(i, 1).value_or(""),
+                              [&](const wire::BucketRefView& ref) { add_remove(batch_, v.id, ref, subkey); });
+    wire::for_each_string(spi::bytes(i, 2).value_or(""), [&](std::string_view l) { batch_.add_lookup(v.id, t.id, key, l, "[]"); });
   }
   spi::release();
   delete_rows.run(&arg);

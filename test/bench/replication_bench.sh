@@ -50,7 +50,8 @@ sender_cpu() {
   [ -n "$pid" ] || { echo "0:0"; return; }
   echo "$pid:$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$pid/stat" 2>/dev/null || echo 0)"
 }
-cpu_mark() { C0=$(worker_cpu); S0=$(sender_cpu); }
+checkpoints() { q -c "SELECT count(*) FROM powersync.checkpoints"; }
+cpu_mark() { C0=$(worker_cpu); S0=$(sender_cpu); K0=$(checkpoints); }
 cpu_note() {  # $1 = worker cpu at start, $2 = rows (walsender cpu at start in S0)
   local c s; c=$(worker_cpu); s=$(sender_cpu)
   python3 -c "
@@ -110,6 +111,8 @@ measure() {  # $1 = label, $2 = rows, $3 = start time, $4 = commit time of the l
   local total; total=$(secs $3 $done_at)
   echo "$1: $2 rows, first commit -> checkpoint $total s = $(rate $2 $total) rows/s (last commit -> checkpoint $(secs $4 $done_at) s)"
   cpu_note "$C0" "$2"
+  # Each round with ops writes one checkpoint: rows per round shows how well rounds amortize their fixed costs.
+  echo "  $(( $(checkpoints) - K0 )) checkpoints (rounds with ops)"
   OURS=$total
 }
 
