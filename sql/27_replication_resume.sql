@@ -6,7 +6,7 @@ SELECT 'CREATE DATABASE ps_resume' WHERE NOT EXISTS (SELECT FROM pg_database WHE
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS powersync_pg;
 CREATE TABLE big (id int PRIMARY KEY, v text);
-INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 60000) g;  -- ~2000 heap blocks, 16 chunks
+INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 60000) g;  -- ~2000 heap blocks, several chunks
 SELECT powersync.wait_replicated();
 SELECT powersync.deploy_sync_rules($$
 bucket_definitions:

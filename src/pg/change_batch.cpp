@@ -51,8 +51,8 @@ void load_rows(const std::vector<CurrentRow*>& slots, const std::vector<int32_t>
     r.stored = true;
     r.tid = f.tid;
     if (!f.nulls[2]) r.row_image = varlena_bytes(f.values[2]);
-    r.buckets = wire::decode_bucket_refs(f.nulls[3] ? std::string() : varlena_bytes(f.values[3]));
-    r.lookups = wire::decode_strings(f.nulls[4] ? std::string() : varlena_bytes(f.values[4]));
+    r.buckets = f.nulls[3] ? wire::empty_list() : varlena_bytes(f.values[3]);
+    r.lookups = f.nulls[4] ? wire::empty_list() : varlena_bytes(f.values[4]);
   }
 }
 
@@ -201,7 +201,8 @@ void ChangeBatch::flush() {
     write_current_data();
     write_records();
   });
-  rows_.clear();
+  RowCache(&row_memory_).swap(rows_);  // the old entries are destroyed before their memory is released
+  row_memory_.release();
   records_.clear();
   bucket_slot_.clear();
   bucket_names_.clear();
@@ -220,17 +221,14 @@ Datum varlena_datum(const char* data, size_t size) {  // bytea and text share th
 Datum varlena_datum(std::string_view s) { return varlena_datum(s.data(), s.size()); }
 
 // current_data rows to insert or update, in column order: views of the cache entries (key: 4 bytes table
-// id + source key) plus their encoded bucket and lookup lists.
+// id + source key; bucket and lookup lists already encoded).
 struct CurrentDataRows : bulk::RowSource {
   std::vector<const std::string*> keys;
   std::vector<const CurrentRow*> rows;
-  std::vector<std::string> buckets, lookups;
   std::vector<uint64_t> tids;
   void add(const std::string& ck, const CurrentRow& r) {
     keys.push_back(&ck);
     rows.push_back(&r);
-    buckets.push_back(wire::encode_bucket_refs(r.buckets));
-    lookups.push_back(wire::encode_strings(r.lookups));
     tids.push_back(r.tid);
   }
   void fill(size_t i, Datum* values, bool* nulls) noexcept override {
@@ -241,10 +239,36 @@ struct CurrentDataRows : bulk::RowSource {
     values[0] = Int32GetDatum(id);
     values[1] = varlena_datum(ck.data() + 4, ck.size() - 4);
     values[2] = r.row_image ? varlena_datum(*r.row_image) : Datum(0);
-    values[3] = varlena_datum(buckets[i]);
-    values[4] = varlena_datum(lookups[i]);
+    values[3] = varlena_datum(r.buckets);
+    values[4] = varlena_datum(r.lookups);
     nulls[0] = nulls[1] = nulls[3] = nulls[4] = false;
     nulls[2] = !r.row_image;
+  }
+};
+
+// A new current_data row's place in primary key order, (table id, source key bytes), as two integers
+// compared before the key bytes: most keys differ within their first 12 bytes (integer keys have 9, hashed
+// ones 16 random bytes), so the sort compares words instead of calling memcmp on every comparison.
+struct InsertOrder {
+  uint64_t hi = 0, lo = 0;  // table id (sign flipped) and key bytes 0-3 | key bytes 4-11; zero-padded
+  const std::pair<const std::string, CurrentRow>* entry = nullptr;
+  static InsertOrder of(const std::pair<const std::string, CurrentRow>* e) {
+    const std::string& ck = e->first;  // 4 bytes table id + source key
+    int32_t id;
+    memcpy(&id, ck.data(), 4);
+    unsigned char key[12] = {0};
+    memcpy(key, ck.data() + 4, std::min<size_t>(ck.size() - 4, 12));
+    InsertOrder o;
+    o.hi = static_cast<uint64_t>(static_cast<uint32_t>(id) ^ 0x80000000u) << 32;
+    for (int b = 0; b < 4; ++b) o.hi |= static_cast<uint64_t>(key[b]) << (24 - 8 * b);
+    for (int b = 0; b < 8; ++b) o.lo |= static_cast<uint64_t>(key[4 + b]) << (56 - 8 * b);
+    o.entry = e;
+    return o;
+  }
+  bool operator<(const InsertOrder& o) const {
+    if (hi != o.hi) return hi < o.hi;
+    if (lo != o.lo) return lo < o.lo;
+    return std::string_view(entry->first).substr(4) < std::string_view(o.entry->first).substr(4);
   }
 };
 
@@ -267,18 +291,13 @@ void ChangeBatch::write_current_data() {
   // New rows in primary key order (table id, then source key bytes): the index entries of a batch of
   // increasing keys then append to the right edge of the B-tree instead of splitting pages all over the
   // batch's key range in hash order. Updates and deletes in heap order.
-  auto key_less = [](const Entry* a, const Entry* b) {
-    int32_t ia, ib;
-    memcpy(&ia, a->first.data(), 4);
-    memcpy(&ib, b->first.data(), 4);
-    if (ia != ib) return ia < ib;
-    return std::string_view(a->first).substr(4) < std::string_view(b->first).substr(4);
-  };
-  std::sort(inserts.begin(), inserts.end(), key_less);
+  std::vector<InsertOrder> order(inserts.size());
+  for (size_t i = 0; i < inserts.size(); ++i) order[i] = InsertOrder::of(inserts[i]);
+  std::sort(order.begin(), order.end());
   std::sort(updates.begin(), updates.end(), [](const Entry* a, const Entry* b) { return a->second.tid < b->second.tid; });
   std::sort(deleted.begin(), deleted.end());
   CurrentDataRows fresh, stored;
-  for (const Entry* e : inserts) fresh.add(e->first, e->second);
+  for (const InsertOrder& o : order) fresh.add(o.entry->first, o.entry->second);
   for (const Entry* e : updates) stored.add(e->first, e->second);
   bulk::delete_rows("current_data", deleted.size(), deleted.data());
   bulk::update_rows("current_data", 5, stored.rows.size(), stored.tids.data(), stored);
@@ -394,7 +413,7 @@ void ChangeBatch::write_records() {
       "SELECT bucket, checksum, count, ctid, sync_rules_id FROM powersync.bucket_state WHERE bucket = ANY($1)", {TEXTARRAYOID});
 
   // Per-bucket state by the bucket's index, interned when the op was added.
-  const std::unordered_map<std::string_view, uint32_t>& slot_of = bucket_slot_;
+  const auto& slot_of = bucket_slot_;
   const std::vector<std::string>& names = bucket_names_;
   std::vector<State> states(names.size());
   if (!names.empty()) {

@@ -68,7 +68,7 @@ void evaluate_new_row(const rules::SyncRules& rules, const SourceTable& t, const
     for (auto& r : ev.rows) {
       out.checksums.push_back(protocol::put_checksum(r.table, r.id, r.data));
       out.data.push_back(std::move(r.data));
-      out.now.push_back({std::move(r.bucket), std::move(r.table), std::move(r.id)});
+      out.now.add(r.bucket, r.table, r.id);
     }
   }
   if (rules.is_parameter_table(st)) {
@@ -85,6 +85,7 @@ void evaluate_new_row(const rules::SyncRules& rules, const SourceTable& t, const
       }
     }
   }
+  out.lookup_list = wire::encode_strings(out.lookups);
   // The image only serves the unchanged-TOAST markers of the row's next update, and only a value stored
   // out of line in this version can become one (REPLICA IDENTITY FULL sends the complete old row).
   if (t.identity != 'f' && k.merged.out_of_line) out.image = wire::encode_row_image(row);

@@ -100,13 +100,12 @@ std::string subkey_of(int32_t table_id, const std::string& source_key) {
 
 namespace {
 
-void add_remove(ChangeBatch& batch, int64_t version, const wire::BucketRef& ref, const std::string& subkey) {
+void add_remove(ChangeBatch& batch, int64_t version, const wire::BucketRefView& ref, const std::string& subkey) {
   batch.add_op(PendingRecord::Kind::Remove, version, ref.bucket, ref.table, ref.id, subkey, {},
                protocol::remove_checksum(subkey));
 }
 
-template <typename T>
-bool contains(const std::vector<T>& v, const T& x) {
+bool contains(const std::vector<std::string>& v, std::string_view x) {
   for (const auto& e : v)
     if (e == x) return true;
   return false;
@@ -283,8 +282,8 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
     if (has_unchanged(k.merged) && b.row_image) fill_from_image(rel, k.merged, *b.row_image);
     if (b.exists && (!k.after || *k.after != *k.before)) {
       std::string subkey = subkey_of(t.id, *k.before);
-      for (const auto& ref : b.buckets) add_remove(batch_, version, ref, subkey);
-      for (const auto& l : b.lookups) batch_.add_lookup(version, t.id, *k.before, l, "[]");
+      wire::for_each_bucket_ref(b.buckets, [&](const wire::BucketRefView& ref) { add_remove(batch_, version, ref, subkey); });
+      wire::for_each_string(b.lookups, [&](std::string_view l) { batch_.add_lookup(version, t.id, *k.before, l, "[]"); });
       bool stored = b.stored;
       uint64_t tid = b.tid;
       b = CurrentRow{};
@@ -305,22 +304,27 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
     evaluate_new_row(*v.rules, t, rel, e);
   }
   for (const auto& w : e.warnings) log_warning(w);
-  for (size_t i = 0; i < e.now.size(); ++i)
-    batch_.add_op(PendingRecord::Kind::Put, version, e.now[i].bucket, e.now[i].table, e.now[i].id, e.subkey,
-                  e.data[i], e.checksums[i]);
+  size_t put = 0;
+  wire::for_each_bucket_ref(e.now.bytes(), [&](const wire::BucketRefView& ref) {
+    batch_.add_op(PendingRecord::Kind::Put, version, ref.bucket, ref.table, ref.id, e.subkey, e.data[put],
+                  e.checksums[put]);
+    ++put;
+  });
   if (a.exists)
-    for (const auto& ref : a.buckets)
-      if (!contains(e.now, ref)) add_remove(batch_, version, ref, e.subkey);
+    wire::for_each_bucket_ref(a.buckets, [&](const wire::BucketRefView& ref) {
+      if (!e.now.contains(ref)) add_remove(batch_, version, ref, e.subkey);
+    });
   for (size_t i = 0; i < e.lookups.size(); ++i) batch_.add_lookup(version, t.id, *k.after, e.lookups[i], e.params[i]);
   if (a.exists)
-    for (const auto& l : a.lookups)
+    wire::for_each_string(a.lookups, [&](std::string_view l) {
       if (!contains(e.lookups, l)) batch_.add_lookup(version, t.id, *k.after, l, "[]");
+    });
   // An update that leaves the stored state as it was (same buckets, lookups and image: the common case
   // of a row changing within its buckets) does not rewrite its current_data row at all.
-  if (!a.exists || a.buckets != e.now || a.lookups != e.lookups || a.row_image != e.image) a.dirty = true;
+  if (!a.exists || a.buckets != e.now.bytes() || a.lookups != e.lookup_list || a.row_image != e.image) a.dirty = true;
   a.exists = true;
-  a.buckets = std::move(e.now);
-  a.lookups = std::move(e.lookups);
+  a.buckets = e.now.take();
+  a.lookups = std::move(e.lookup_list);
   a.row_image = std::move(e.image);
 }
 
@@ -334,10 +338,9 @@ bool Replicator::copy_reflects(int32_t table_id, const std::string& key, const R
   while (!chunks.empty() && chunks.front().horizon <= c.commit_lsn && &chunks.front() != copying_) chunks.pop_front();
   bool reflected = false;
   for (CopiedChunk& chunk : chunks) {
-    auto k = chunk.keys.find(key);
-    if (k == chunk.keys.end()) continue;
+    if (!chunk.keys.contains(key)) continue;
     if (chunk.sees(c.xid)) reflected = true;
-    else chunk.keys.erase(k);
+    else chunk.keys.erase(key);
   }
   if (chunks.empty()) copied_.erase(it);
   return reflected;
@@ -371,10 +374,9 @@ void Replicator::apply_truncate(RuleVersion& v, SourceTable& t) {
   for (uint64_t i = 0; i < n; ++i) {
     std::string key = spi::bytes(i, 0).value_or("");
     std::string subkey = subkey_of(t.id, key);
-    for (const auto& ref : wire::decode_bucket_refs(spi::bytes(i, 1).value_or("")))
-      add_remove(batch_, v.id, ref, subkey);
-    for (const auto& l : wire::decode_strings(spi::bytes(i, 2).value_or("")))
-      batch_.add_lookup(v.id, t.id, key, l, "[]");
+    wire::for_each_bucket_ref(spi::bytes(i, 1).value_or(""),
+                              [&](const wire::BucketRefView& ref) { add_remove(batch_, v.id, ref, subkey); });
+    wire::for_each_string(spi::bytes(i, 2).value_or(""), [&](std::string_view l) { batch_.add_lookup(v.id, t.id, key, l, "[]"); });
   }
   spi::release();
   delete_rows.run(&arg);

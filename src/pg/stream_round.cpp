@@ -89,7 +89,8 @@ bool Replicator::stream_round() {
       applied_lsn_ = stream_->idle_end();
       stream_->confirm(applied_lsn_);
     }
-    return false;
+    // A version that can become active now (copy done, stream past it) does not wait for the next refresh.
+    if (!activation_due() || now - last_refresh_ < 10000) return false;
   }
   if (data) stream_->await_visible();
   Transaction xact;

@@ -33,22 +33,26 @@ void put_str(StringInfo out, const char* s, size_t len) {
 
 namespace {
 
-enum class Kind { Integer, Boolean, Float4, Float8, Bytea, Date, Timestamp, TimestampTz, Array, Text };
-
-Kind kind_of(Oid typid) {
+SyncKind kind_of(Oid typid) {
   switch (typid) {
-    case INT2OID: case INT4OID: case INT8OID: case OIDOID: return Kind::Integer;
-    case BOOLOID: return Kind::Boolean;
-    case FLOAT4OID: return Kind::Float4;
-    case FLOAT8OID: return Kind::Float8;
-    case BYTEAOID: return Kind::Bytea;
-    case DATEOID: return Kind::Date;
-    case TIMESTAMPOID: return Kind::Timestamp;
-    case TIMESTAMPTZOID: return Kind::TimestampTz;
+    case INT2OID: case INT4OID: case INT8OID: case OIDOID: return SyncKind::Integer;
+    case BOOLOID: return SyncKind::Boolean;
+    case FLOAT4OID: return SyncKind::Float4;
+    case FLOAT8OID: return SyncKind::Float8;
+    case BYTEAOID: return SyncKind::Bytea;
+    case DATEOID: return SyncKind::Date;
+    case TIMESTAMPOID: return SyncKind::Timestamp;
+    case TIMESTAMPTZOID: return SyncKind::TimestampTz;
+    case TEXTOID: case VARCHAROID: case BPCHAROID: return SyncKind::VarText;
+    case NAMEOID: return SyncKind::Name;
     default: break;
   }
-  if (OidIsValid(get_element_type(typid))) return Kind::Array;
-  return Kind::Text;
+  if (OidIsValid(get_element_type(typid))) return SyncKind::Array;
+  return SyncKind::Output;
+}
+
+bool is_datetime(SyncKind kind) {
+  return kind == SyncKind::Date || kind == SyncKind::Timestamp || kind == SyncKind::TimestampTz;
 }
 
 int64 integer_of(Oid typid, Datum v) {
@@ -67,32 +71,33 @@ double float4_as_double(float f) {
   return strtod(buf, nullptr);
 }
 
-// Legacy text of date/timestamp/timestamptz (ISO style independent of DateStyle). Returns false when
-// the value has no text form (timestamptz year out of range -> NULL).
-bool format_datetime(StringInfo text, Kind kind, Datum v) {
-  char buf[MAXDATELEN + 1];
-  if (kind == Kind::Date) {
+// Room for the text of a date/timestamp/timestamptz: EncodeDateTime's longest output + 'Z' + NUL.
+constexpr int kDatetimeLen = MAXDATELEN + 2;
+
+// Legacy text of date/timestamp/timestamptz (ISO style independent of DateStyle) into `buf`
+// (kDatetimeLen bytes, NUL-terminated). Returns false when the value has no text form (timestamptz
+// year out of range -> NULL).
+bool format_datetime(char* buf, SyncKind kind, Datum v) {
+  if (kind == SyncKind::Date) {
     DateADT d = DatumGetDateADT(v);
-    if (DATE_IS_NOBEGIN(d)) { appendStringInfoString(text, "0000-01-01"); return true; }
-    if (DATE_IS_NOEND(d)) { appendStringInfoString(text, "9999-12-31"); return true; }
+    if (DATE_IS_NOBEGIN(d)) { strcpy(buf, "0000-01-01"); return true; }
+    if (DATE_IS_NOEND(d)) { strcpy(buf, "9999-12-31"); return true; }
     struct pg_tm tm;
     j2date(d + POSTGRES_EPOCH_JDATE, &tm.tm_year, &tm.tm_mon, &tm.tm_mday);
     EncodeDateOnly(&tm, USE_ISO_DATES, buf);
-    appendStringInfoString(text, buf);
     return true;
   }
-  bool with_tz = kind == Kind::TimestampTz;
+  bool with_tz = kind == SyncKind::TimestampTz;
   Timestamp ts = DatumGetTimestamp(v);
-  if (TIMESTAMP_IS_NOBEGIN(ts)) { appendStringInfoString(text, with_tz ? "0000-01-01 00:00:00Z" : "0000-01-01 00:00:00"); return true; }
-  if (TIMESTAMP_IS_NOEND(ts)) { appendStringInfoString(text, with_tz ? "9999-12-31 23:59:59Z" : "9999-12-31 23:59:59"); return true; }
+  if (TIMESTAMP_IS_NOBEGIN(ts)) { strcpy(buf, with_tz ? "0000-01-01 00:00:00Z" : "0000-01-01 00:00:00"); return true; }
+  if (TIMESTAMP_IS_NOEND(ts)) { strcpy(buf, with_tz ? "9999-12-31 23:59:59Z" : "9999-12-31 23:59:59"); return true; }
   struct pg_tm tm;
   fsec_t fsec;
   // tzp = NULL: no time zone conversion, i.e. timestamptz is rendered in UTC.
   if (timestamp2tm(ts, nullptr, &tm, &fsec, nullptr, nullptr) != 0) return false;
   if (with_tz && tm.tm_year > 9999) return false;
   EncodeDateTime(&tm, fsec, false, 0, nullptr, USE_ISO_DATES, buf);
-  appendStringInfoString(text, buf);
-  if (with_tz) appendStringInfoChar(text, 'Z');
+  if (with_tz) strcat(buf, "Z");
   return true;
 }
 
@@ -115,22 +120,24 @@ void append_json_double(StringInfo json, double d) {
 
 void append_json_element(StringInfo json, Oid elemtype, Datum v, bool isnull) {
   if (isnull) { appendStringInfoString(json, "null"); return; }
-  Kind kind = kind_of(elemtype);
+  SyncKind kind = kind_of(elemtype);
   switch (kind) {
-    case Kind::Integer: appendStringInfo(json, INT64_FORMAT, integer_of(elemtype, v)); return;
-    case Kind::Boolean: appendStringInfoChar(json, DatumGetBool(v) ? '1' : '0'); return;
-    case Kind::Float4: append_json_double(json, float4_as_double(DatumGetFloat4(v))); return;
-    case Kind::Float8: append_json_double(json, DatumGetFloat8(v)); return;
-    case Kind::Bytea: appendStringInfoString(json, "null"); return;
+    case SyncKind::Integer: appendStringInfo(json, INT64_FORMAT, integer_of(elemtype, v)); return;
+    case SyncKind::Boolean: appendStringInfoChar(json, DatumGetBool(v) ? '1' : '0'); return;
+    case SyncKind::Float4: append_json_double(json, float4_as_double(DatumGetFloat4(v))); return;
+    case SyncKind::Float8: append_json_double(json, DatumGetFloat8(v)); return;
+    case SyncKind::Bytea: appendStringInfoString(json, "null"); return;
     default: break;
+  }
+  if (is_datetime(kind)) {
+    char buf[kDatetimeLen];
+    if (format_datetime(buf, kind, v)) escape_json(json, buf);
+    else appendStringInfoString(json, "null");
+    return;
   }
   StringInfoData text;
   initStringInfo(&text);
-  if (kind == Kind::Date || kind == Kind::Timestamp || kind == Kind::TimestampTz) {
-    if (!format_datetime(&text, kind, v)) { appendStringInfoString(json, "null"); pfree(text.data); return; }
-  } else {
-    append_output_text(&text, elemtype, v);
-  }
+  append_output_text(&text, elemtype, v);
   escape_json(json, text.data);
   pfree(text.data);
 }
@@ -170,51 +177,99 @@ void append_array_json(StringInfo json, Datum v) {
   pfree(nulls);
 }
 
-void put_text_value(StringInfo out, const StringInfoData& text) {
+void put_text(StringInfo out, const char* s, size_t len) {
   put_u8(out, 't');
-  put_str(out, text.data, text.len);
+  put_str(out, s, len);
 }
 
-}  // namespace
-
-void append_sync_value(StringInfo out, Oid typid, Datum value, bool isnull) {
-  if (isnull) { put_u8(out, 'n'); return; }
-  Kind kind = kind_of(typid);
+// The value of a non-null datum of a type of `kind`; `output` is the type's output function when the
+// caller has it at hand (else it is looked up).
+void append_value(StringInfo out, SyncKind kind, Oid typid, FmgrInfo* output, Datum value) {
   switch (kind) {
-    case Kind::Integer: put_u8(out, 'i'); put_u64(out, static_cast<uint64>(integer_of(typid, value))); return;
-    case Kind::Boolean: put_u8(out, 'i'); put_u64(out, DatumGetBool(value) ? 1 : 0); return;
-    case Kind::Float4:
-    case Kind::Float8: {
-      double d = kind == Kind::Float4 ? float4_as_double(DatumGetFloat4(value)) : DatumGetFloat8(value);
+    case SyncKind::Integer: put_u8(out, 'i'); put_u64(out, static_cast<uint64>(integer_of(typid, value))); return;
+    case SyncKind::Boolean: put_u8(out, 'i'); put_u64(out, DatumGetBool(value) ? 1 : 0); return;
+    case SyncKind::Float4:
+    case SyncKind::Float8: {
+      double d = kind == SyncKind::Float4 ? float4_as_double(DatumGetFloat4(value)) : DatumGetFloat8(value);
       if (std::isnan(d) || std::isinf(d)) {  // not representable in JSON: sync the PG text instead
         const char* s = std::isnan(d) ? "NaN" : (d > 0 ? "Infinity" : "-Infinity");
-        put_u8(out, 't');
-        put_str(out, s, strlen(s));
+        put_text(out, s, strlen(s));
         return;
       }
       put_u8(out, 'r');
       appendBinaryStringInfo(out, reinterpret_cast<const char*>(&d), 8);
       return;
     }
-    case Kind::Bytea: {
+    case SyncKind::Bytea: {
       bytea* b = DatumGetByteaPP(value);
       put_u8(out, 'b');
       put_str(out, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
       return;
     }
-    default: break;
+    case SyncKind::VarText: {
+      text* t = DatumGetTextPP(value);
+      put_text(out, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+      return;
+    }
+    case SyncKind::Name: {
+      const char* s = NameStr(*DatumGetName(value));
+      put_text(out, s, strnlen(s, NAMEDATALEN));
+      return;
+    }
+    case SyncKind::Date:
+    case SyncKind::Timestamp:
+    case SyncKind::TimestampTz: {
+      char buf[kDatetimeLen];
+      if (format_datetime(buf, kind, value)) put_text(out, buf, strlen(buf));
+      else put_u8(out, 'n');
+      return;
+    }
+    case SyncKind::Array: {
+      StringInfoData json;
+      initStringInfo(&json);
+      append_array_json(&json, value);
+      put_text(out, json.data, json.len);
+      pfree(json.data);
+      return;
+    }
+    case SyncKind::Output: {
+      char* s;
+      if (output) {
+        s = OutputFunctionCall(output, value);
+      } else {
+        Oid func;
+        bool varlena;
+        getTypeOutputInfo(typid, &func, &varlena);
+        s = OidOutputFunctionCall(func, value);
+      }
+      put_text(out, s, strlen(s));
+      pfree(s);
+      return;
+    }
   }
-  StringInfoData text;
-  initStringInfo(&text);
-  if (kind == Kind::Array) {
-    append_array_json(&text, value);
-  } else if (kind == Kind::Date || kind == Kind::Timestamp || kind == Kind::TimestampTz) {
-    if (!format_datetime(&text, kind, value)) { put_u8(out, 'n'); pfree(text.data); return; }
-  } else {
-    append_output_text(&text, typid, value);
+}
+
+}  // namespace
+
+void append_sync_value(StringInfo out, Oid typid, Datum value, bool isnull) {
+  if (isnull) { put_u8(out, 'n'); return; }
+  append_value(out, kind_of(typid), typid, nullptr, value);
+}
+
+void init_column_mapping(ColumnMapping* m, Oid typid) {
+  m->typid = typid;
+  m->kind = kind_of(typid);
+  if (m->kind == SyncKind::Output) {
+    Oid func;
+    bool varlena;
+    getTypeOutputInfo(typid, &func, &varlena);
+    fmgr_info(func, &m->output);
   }
-  put_text_value(out, text);
-  pfree(text.data);
+}
+
+void append_column_value(StringInfo out, ColumnMapping* m, Datum value, bool isnull) {
+  if (isnull) { put_u8(out, 'n'); return; }
+  append_value(out, m->kind, m->typid, &m->output, value);
 }
 
 }  // namespace powersync::pg

@@ -121,6 +121,7 @@ WalStream* WalStream::connect(std::string& why) {
 }
 
 WalStream::~WalStream() {
+  free_wait_set();
   if (!conn_) return;
   try {
     pg_call([&] { walrcv_disconnect(conn_); });
@@ -131,6 +132,7 @@ WalStream::~WalStream() {
 void WalStream::start(const std::string& slot, uint64_t from, const std::string& patterns, uint32_t origin) {
   if (streaming_ || !conn_) {  // the walsender holds the slot until it leaves streaming: new connection
     streaming_ = false;
+    free_wait_set();  // its socket closes with the connection
     if (conn_) pg_call([&] { walrcv_disconnect(conn_); });
     conn_ = nullptr;
     std::string why;
@@ -318,11 +320,32 @@ void WalStream::send_status(bool request_reply) {
   last_status_ = now;
 }
 
+void WalStream::free_wait_set() {
+  if (wait_set_) FreeWaitEventSet(wait_set_);
+  wait_set_ = nullptr;
+  wait_fd_ = -1;
+}
+
 void WalStream::wait(long ms) {
-  int events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
-  if (streaming_ && fd_ != PGINVALID_SOCKET) events |= WL_SOCKET_READABLE;
+  bool socket = streaming_ && fd_ != PGINVALID_SOCKET;
+  if (socket && (!wait_set_ || wait_fd_ != fd_)) {
+    free_wait_set();
+    wait_set_ = pg_call([&] {
+      WaitEventSet* set = CreateWaitEventSet(TopMemoryContext, 3);
+      AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
+      AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
+      AddWaitEventToSet(set, WL_SOCKET_READABLE, fd_, nullptr, nullptr);
+      return set;
+    });
+    wait_fd_ = fd_;
+  }
   pg_call([&] {
-    (void)WaitLatchOrSocket(MyLatch, events, fd_, ms, PG_WAIT_EXTENSION);
+    if (socket) {
+      WaitEvent event;
+      (void)WaitEventSetWait(wait_set_, ms, &event, 1, PG_WAIT_EXTENSION);
+    } else {
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms, PG_WAIT_EXTENSION);
+    }
     ResetLatch(MyLatch);
     CHECK_FOR_INTERRUPTS();
   });

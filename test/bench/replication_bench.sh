@@ -7,12 +7,15 @@
 #   clusters are --locale=C, where text comparisons are plain memcmp).
 #   BENCH_CONF='max_wal_senders = 0' adds settings to the cluster (that one forces the worker's peek fallback,
 #   for a side-by-side with streaming).
+#   PHASES=snapshot runs only the initial snapshot (step 1), for iterating on it; the default runs everything.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 BUILD=${BUILD:-build}
 ROWS=${ROWS:-1000000}
 COMMITS=${COMMITS:-1000}
+PHASES=${PHASES:-all}
+case "$PHASES" in all | snapshot) ;; *) echo "PHASES must be all or snapshot, got '$PHASES'" >&2; exit 2 ;; esac
 if [ -n "${PS_PG_PREFIX:-}" ]; then PG_BIN=$(bash test/lib/private_pg.sh "$PS_PG_PREFIX"); export PG_BIN; fi
 source test/lib/pg_cluster.sh
 make BUILD="$BUILD" "$BUILD/bench/replication_latency" >/dev/null
@@ -54,7 +57,8 @@ sender_cpu() {
   [ -n "$pid" ] || { echo "0:0"; return; }
   echo "$pid:$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$pid/stat" 2>/dev/null || echo 0)"
 }
-cpu_mark() { C0=$(worker_cpu); S0=$(sender_cpu); T0=$(thread_cpu); }
+checkpoints() { q -c "SELECT count(*) FROM powersync.checkpoints"; }
+cpu_mark() { C0=$(worker_cpu); S0=$(sender_cpu); T0=$(thread_cpu); K0=$(checkpoints); }
 cpu_note() {  # $1 = worker cpu at start, $2 = rows (walsender cpu at start in S0)
   local c s t; c=$(worker_cpu); s=$(sender_cpu); t=$(thread_cpu)
   python3 -c "
@@ -98,6 +102,7 @@ t1=$(now)
 echo "snapshot: $ROWS rows copied and active in $(secs $t0 $t1) s = $(rate $ROWS $(secs $t0 $t1)) rows/s"
 cpu_note "$c0" "$ROWS"
 echo "  worker read mode: $(q -c "SELECT coalesce(read_mode, '?') || coalesce(' (' || read_mode_reason || ')', '') FROM powersync.replication_state")"
+[ "$PHASES" = snapshot ] && exit 0
 
 # test_decoding baseline: decode the WAL of a workload (up to its commit LSN) with test_decoding.
 q -c "SELECT 'ok' FROM pg_create_logical_replication_slot('bench_td', 'test_decoding')" >/dev/null
@@ -115,6 +120,8 @@ measure() {  # $1 = label, $2 = rows, $3 = start time, $4 = commit time of the l
   local total; total=$(secs $3 $done_at)
   echo "$1: $2 rows, first commit -> checkpoint $total s = $(rate $2 $total) rows/s (last commit -> checkpoint $(secs $4 $done_at) s)"
   cpu_note "$C0" "$2"
+  # Each round with ops writes one checkpoint: rows per round shows how well rounds amortize their fixed costs.
+  echo "  $(( $(checkpoints) - K0 )) checkpoints (rounds with ops)"
   OURS=$total
 }
 

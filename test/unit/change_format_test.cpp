@@ -69,6 +69,31 @@ TEST(ChangeFormat, BucketRefsAndLookupsRoundTrip) {
   EXPECT_EQ(decode_strings(encode_strings(lookups)), lookups);
 }
 
+// The row cache keeps lists encoded: what it builds must be what current_data always held, and reading
+// the bytes back must see the references in order.
+TEST(ChangeFormat, BucketRefListBuildsTheStoredEncoding) {
+  std::vector<BucketRef> refs{{"1#by_user[\"u1\"]", "lists", "l1"}, {"1#global[]", "lists", ""}};
+  BucketRefList list;
+  EXPECT_EQ(list.bytes(), encode_bucket_refs({}));
+  EXPECT_EQ(list.bytes(), empty_list());
+  for (const auto& r : refs) list.add(r.bucket, r.table, r.id);
+  EXPECT_EQ(list.bytes(), encode_bucket_refs(refs));
+  EXPECT_TRUE(list.contains({"1#global[]", "lists", ""}));
+  EXPECT_FALSE(list.contains({"1#global[]", "lists", "l1"}));
+  std::vector<BucketRef> seen;
+  for_each_bucket_ref(list.bytes(), [&](const BucketRefView& v) {
+    seen.push_back({std::string(v.bucket), std::string(v.table), std::string(v.id)});
+  });
+  EXPECT_EQ(seen, refs);
+  int none = 0;
+  for_each_bucket_ref("", [&](const BucketRefView&) { ++none; });
+  std::vector<std::string> lookups{"[\"by_org\",\"1\",\"u1\"]", ""}, back;
+  for_each_string(encode_strings(lookups), [&](std::string_view s) { back.emplace_back(s); });
+  for_each_string("", [&](std::string_view) { ++none; });
+  EXPECT_EQ(back, lookups);
+  EXPECT_EQ(none, 0);
+}
+
 TEST(ChangeFormat, TruncatedInputThrows) {
   std::string bytes = encode_bucket_refs({{"bucket", "t", "id"}});
   for (size_t cut = 1; cut < bytes.size(); ++cut)

@@ -18,11 +18,12 @@ struct ChangeEvaluation {
   // apply time, so the rules run then (evaluate_new_row on the main thread).
   bool evaluated = false;
   std::string subkey;                 // of keys.after
-  std::vector<wire::BucketRef> now;   // the (bucket, table, id) of every PUT, in evaluation order
+  wire::BucketRefList now;            // the (bucket, table, id) of every PUT, in evaluation order
   std::vector<std::string> data;      // per PUT: its JSON data
   std::vector<uint32_t> checksums;    // per PUT
   std::vector<std::string> lookups;   // distinct parameter lookups of the row
   std::vector<std::string> params;    // per lookup: JSON array text of its parameter objects
+  std::string lookup_list;            // `lookups` as current_data stores them (wire::encode_strings)
   std::optional<std::string> image;   // row image kept for the next update's unchanged-TOAST columns
   std::vector<std::string> warnings;  // rule errors, logged by the main thread
 };

@@ -202,6 +202,64 @@ inline std::vector<BucketRef> decode_bucket_refs(std::string_view bytes) {
   return refs;
 }
 
+// A bucket list as the worker's row cache keeps it: its encoded bytes, the same as current_data.buckets
+// holds, so a row loaded from current_data needs no decoding and a flush writes the bytes as they are.
+// An empty list is 4 zero bytes (what encode_bucket_refs writes), so equal lists have equal bytes.
+struct BucketRefView {
+  std::string_view bucket, table, id;
+  bool operator==(const BucketRefView& o) const { return bucket == o.bucket && table == o.table && id == o.id; }
+};
+
+inline std::string empty_list() { return std::string(4, '\0'); }
+
+// Calls f(BucketRefView) for each reference of an encoded bucket list (empty bytes: no references).
+template <typename F>
+void for_each_bucket_ref(std::string_view bytes, F&& f) {
+  if (bytes.empty()) return;
+  Reader r(bytes);
+  for (uint32_t n = r.u32(); n > 0; --n) {
+    BucketRefView b;
+    b.bucket = r.str();
+    b.table = r.str();
+    b.id = r.str();
+    f(b);
+  }
+}
+
+// Builds an encoded bucket list one reference at a time (the count is written at the end).
+class BucketRefList {
+ public:
+  BucketRefList() : bytes_(empty_list()) {}
+  void reserve(size_t refs) { bytes_.reserve(4 + refs * 64); }
+  void add(std::string_view bucket, std::string_view table, std::string_view id) {
+    Writer w(bytes_);
+    w.str(bucket);
+    w.str(table);
+    w.str(id);
+    ++count_;
+    std::memcpy(bytes_.data(), &count_, 4);
+  }
+  bool contains(const BucketRefView& ref) const {
+    bool found = false;
+    for_each_bucket_ref(bytes_, [&](const BucketRefView& b) { found = found || b == ref; });
+    return found;
+  }
+  const std::string& bytes() const { return bytes_; }
+  std::string take() { return std::move(bytes_); }
+
+ private:
+  std::string bytes_;
+  uint32_t count_ = 0;
+};
+
+// Calls f(std::string_view) for each item of an encoded string list (encode_strings; empty bytes: none).
+template <typename F>
+void for_each_string(std::string_view bytes, F&& f) {
+  if (bytes.empty()) return;
+  Reader r(bytes);
+  for (uint32_t n = r.u32(); n > 0; --n) f(r.str());
+}
+
 // Lookup keys a source row produced: u32 n | n * str
 inline std::string encode_strings(const std::vector<std::string>& items) {
   std::string out;

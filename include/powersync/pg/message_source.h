@@ -6,6 +6,7 @@
 #include <string>
 
 struct WalReceiverConn;
+struct WaitEventSet;
 
 namespace powersync::pg {
 
@@ -63,8 +64,13 @@ class WalStream : public MessageSource {
   uint32_t waiting_xid() const;
   bool visible_to_round() const;
   bool linger(int64_t elapsed);
+  void free_wait_set();
   WalReceiverConn* conn_ = nullptr;
   int fd_ = -1;
+  // Latch + postmaster death + the socket fd_ (wait_fd_ when built): kept for the connection's lifetime
+  // instead of one epoll set created and closed per wait as WaitLatchOrSocket does.
+  WaitEventSet* wait_set_ = nullptr;
+  int wait_fd_ = -1;
   int sender_pid_ = 0;
   bool streaming_ = false;
   std::string conninfo_, patterns_, lookahead_;

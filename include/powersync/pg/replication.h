@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <memory_resource>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -126,14 +127,17 @@ struct CurrentRow {
   bool dirty = false;   // must be written (insert/update if exists, delete if stored and gone)
   uint64_t tid = 0;     // where the stored row is (packed ItemPointer), valid while stored
   std::optional<std::string> row_image;
-  std::vector<wire::BucketRef> buckets;
-  std::vector<std::string> lookups;
+  // The row's (bucket, table, id) references and lookups, encoded as in current_data's buckets/lookups
+  // columns (change_format.h: wire::for_each_bucket_ref, for_each_string): one string per list instead
+  // of three per reference, compared byte-wise, written at flush as they are.
+  std::string buckets = wire::empty_list(), lookups = wire::empty_list();
 };
 
-// Hash of a row cache key (4 bytes table id + source key, mostly short): 8 bytes per multiply, no
-// per-byte loop as in std::hash's, with a final mix so the bucket index (modulo) sees every input bit.
-struct RowKeyHash {
-  size_t operator()(const std::string& k) const noexcept {
+// Hash of a short byte key (a row cache key: 4 bytes table id + source key; a bucket name): 8 bytes per
+// multiply, no per-byte loop as in std::hash's, with a final mix so the bucket index (modulo) sees every
+// input bit.
+struct ShortKeyHash {
+  size_t operator()(std::string_view k) const noexcept {
     const char* p = k.data();
     size_t n = k.size();
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ (n * 0xff51afd7ed558ccdULL);
@@ -188,14 +192,41 @@ class ChangeBatch {
   void write_records();
   // The cache key of (table id, key) in key_buf_ (reused: a lookup of a cached row allocates nothing).
   const std::string& cache_key(int32_t table_id, const std::string& key);
-  std::unordered_map<std::string, CurrentRow, RowKeyHash> rows_;  // key: 4 bytes table id + source key
+  using RowCache = std::pmr::unordered_map<std::string, CurrentRow, ShortKeyHash>;
+  // The cache's nodes and bucket array come from one arena that a flush releases at once, instead of
+  // one free per row (declared before rows_, which uses it).
+  std::pmr::monotonic_buffer_resource row_memory_{size_t{1} << 20};
+  RowCache rows_{&row_memory_};  // key: 4 bytes table id + source key
   std::string key_buf_;
   std::vector<PendingRecord> records_;
   ByteArena bytes_;  // the records' strings and the bucket names' keys
-  std::unordered_map<std::string_view, uint32_t> bucket_slot_;  // bucket -> index into bucket_names_
+  std::unordered_map<std::string_view, uint32_t, ShortKeyHash> bucket_slot_;  // bucket -> index into bucket_names_
   std::vector<std::string> bucket_names_;
   int64_t ops_written_ = 0;
   int64_t max_op_id_ = 0;
+};
+
+// The source keys a copied chunk wrote, kept flat: one append per copied row (no node or string per key),
+// sorted only when the stream first looks a key up, which most chunks never see (a chunk is dropped once
+// the stream passes its horizon, and only stream changes of the chunk's table before that look).
+// A key may be held twice (REPLICA IDENTITY FULL tables can hold identical rows).
+class CopiedKeys {
+ public:
+  void insert(std::string_view key);
+  bool contains(std::string_view key);  // sorts on first use
+  void erase(std::string_view key);     // forgets every copy of the key
+
+ private:
+  std::string_view key(uint32_t i) const {
+    uint32_t begin = i == 0 ? 0 : ends_[i - 1];
+    return std::string_view(bytes_).substr(begin, ends_[i] - begin);
+  }
+  // The indexes of the keys equal to `k` in sorted_ (sorted again first if keys were added since).
+  std::pair<const uint32_t*, const uint32_t*> equal(std::string_view k);
+  std::string bytes_;              // the keys back to back, in copy order
+  std::vector<uint32_t> ends_;     // end of key i in bytes_
+  std::vector<uint32_t> sorted_;   // key indexes in key order; covers the keys held at the last lookup
+  std::vector<bool> forgotten_;    // by key index; sized at the first erase
 };
 
 // One copied snapshot chunk whose snapshot may be ahead of the stream: the keys it wrote to current_data.
@@ -205,7 +236,7 @@ struct CopiedChunk {
   Lsn horizon = 0;  // WAL insert position read after the snapshot: commits from here on are not in it
   uint32_t xmin = 0, xmax = 0;
   std::vector<uint32_t> running;  // the snapshot's in-progress xids
-  std::unordered_set<std::string> keys;
+  CopiedKeys keys;
   // Whether a committed transaction is visible in the chunk's snapshot.
   bool sees(uint32_t xid) const {
     if (static_cast<int32_t>(xid - xmin) < 0) return true;
@@ -275,6 +306,8 @@ class Replicator {
   void write_checkpoint(Lsn lsn);
   void write_state(Lsn lsn);
   void advance_slot(Lsn lsn);
+  // snapshot.cpp: a version's copy is done and the stream has passed its end (maybe_activate would activate it)
+  bool activation_due() const;
   // stream_round.cpp
   void choose_read_mode();
   void find_or_create_slot();

@@ -5,6 +5,7 @@
 
 extern "C" {
 #include "postgres.h"
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 }
 
@@ -17,7 +18,23 @@ void put_u64(StringInfo out, uint64 v);
 void put_str(StringInfo out, const char* s, size_t len);
 
 // Appends the encoded sync value of `value` (of type `typid`). NULL -> 'n'. The datum must not be an
-// unchanged-TOAST pointer (callers write 'u' for those).
+// unchanged-TOAST pointer (callers write 'u' for those); a short (packed) varlena is fine.
 void append_sync_value(StringInfo out, Oid typid, Datum value, bool isnull);
+
+// How one column's values map, looked up once per column rather than once per value (the type's category,
+// its output function): for a reader of many rows of one table. Same sync values as append_sync_value.
+enum class SyncKind : uint8 {
+  Integer, Boolean, Float4, Float8, Bytea, Date, Timestamp, TimestampTz, Array,
+  VarText,   // text, varchar, bpchar: the output function's text is the value's own bytes
+  Name,      // name: likewise, up to the terminating NUL
+  Output,    // anything else: the type's output function
+};
+struct ColumnMapping {
+  Oid typid;
+  SyncKind kind;
+  FmgrInfo output;  // valid for SyncKind::Output; lives in the memory context current at init
+};
+void init_column_mapping(ColumnMapping* m, Oid typid);
+void append_column_value(StringInfo out, ColumnMapping* m, Datum value, bool isnull);
 
 }  // namespace powersync::pg
