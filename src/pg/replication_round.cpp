@@ -77,12 +77,15 @@ void wait_until_visible(TransactionId xid) {
 
 }  // namespace
 
-void Replicator::handle_relation(RelationInfo rel) {
-  uint32_t relid = rel.relid;
-  auto it = relations_.find(relid);
-  if (it != relations_.end() && same_shape(it->second, rel)) return;
-  relations_[relid] = std::move(rel);  // same node: pending changes were applied before this
+// Whether a relation message describes the table as we know it already (the plugin repeats the
+// description in every transaction that touches the table).
+bool Replicator::known_relation(const RelationInfo& rel) const {
+  auto it = relations_.find(rel.relid);
+  return it != relations_.end() && same_shape(it->second, rel);
 }
+
+// A new or changed description (known_relation is false): the pending changes were applied before this.
+void Replicator::handle_relation(RelationInfo rel) { relations_[rel.relid] = std::move(rel); }
 
 // Queues the changes as a pass (applying the one before, see apply_changes); `drain`: applies them all
 // now, for what needs the main thread's state up to here (a relation message, TRUNCATE, the round's end).
@@ -171,8 +174,13 @@ Replicator::RoundRead Replicator::apply_messages(MessageSource& messages) {
         if (pending.size() >= kApplyChunk) apply_batch(pending, false);
         break;
       case 'R': {
-        apply_batch(pending);  // pending changes point at the current description
-        handle_relation(read_relation(r));
+        // A description repeated as it was changes nothing: the pending changes (and the pass on the
+        // evaluation thread) keep going. A new or changed one is applied first: pending changes point
+        // at the current description.
+        RelationInfo rel = read_relation(r);
+        if (known_relation(rel)) break;
+        apply_batch(pending);
+        handle_relation(std::move(rel));
         break;
       }
       case 'I': case 'U': case 'D': {

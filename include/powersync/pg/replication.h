@@ -302,6 +302,7 @@ class Replicator {
   bool catalog_round(Transaction& xact);  // no new changes: drops, renames, activation
   bool finish_round(Transaction& xact, Lsn new_lsn, bool saw_ping, int64_t ops_before);
   void apply_pending(std::vector<RowChange>& changes, bool drain);
+  bool known_relation(const RelationInfo& rel) const;
   void handle_relation(RelationInfo rel);
   void write_checkpoint(Lsn lsn);
   void write_state(Lsn lsn);
