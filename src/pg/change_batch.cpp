@@ -1,10 +1,12 @@
 // The change batch of a replication round: a current_data cache (prefetched in bulk) and the pending
 // ops/lookups, written in bulk at flush time (ops packed into per-bucket chunks, chunk_store.h). Op ids are taken
-// from powersync.op_id_sequence as one block per flush, in generation order; cumulative checksums
-// continue bucket_state.
+// from powersync.op_id_sequence as one block per flush, in generation order; cumulative checksums continue
+// the buckets' running totals, kept in memory across the flushes of a transaction and written to
+// bucket_state once, at its end.
 #include "powersync/rules/sync_rules.h"  // first: Postgres headers redefine snprintf, which breaks nlohmann/json
 extern "C" {
 #include "postgres.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
@@ -366,32 +368,23 @@ std::vector<chunk::ChunkRow>& pack_chunks(const OpRows& ops, chunk::Builder& bui
 }
 
 
-// Running totals of one bucket during a flush; `tid`: its bucket_state row, if `stored`.
-struct State {
-  int64_t version = 0, last_op = 0;
-  uint32_t checksum = 0;
-  int64_t count = 0;
-  bool stored = false;
-  uint64_t tid = 0;
-  int64_t stored_version = 0;  // sync_rules_id of the stored row (kept, as an upsert would)
-};
-
 // bucket_state rows in column order: bucket, sync_rules_id, last_op, checksum, count.
+template <typename Totals>
 struct StateRows : bulk::RowSource {
   std::vector<const std::string*> names;
-  std::vector<const State*> states;
-  void add(const std::string& name, const State& s) {
+  std::vector<const Totals*> totals;
+  void add(const std::string& name, const Totals& t) {
     names.push_back(&name);
-    states.push_back(&s);
+    totals.push_back(&t);
   }
   void fill(size_t i, Datum* values, bool* nulls) noexcept override {
-    const State& s = *states[i];
+    const Totals& t = *totals[i];
     for (int c = 0; c < 5; ++c) nulls[c] = false;
     values[0] = varlena_datum(*names[i]);
-    values[1] = Int64GetDatum(s.stored ? s.stored_version : s.version);
-    values[2] = Int64GetDatum(s.last_op);
-    values[3] = Int64GetDatum(static_cast<int64_t>(s.checksum));
-    values[4] = Int64GetDatum(s.count);
+    values[1] = Int64GetDatum(t.version);
+    values[2] = Int64GetDatum(t.last_op);
+    values[3] = Int64GetDatum(static_cast<int64_t>(t.checksum));
+    values[4] = Int64GetDatum(t.count);
   }
 };
 
@@ -403,35 +396,79 @@ uint64_t row_tid(uint64_t row, int col) {
   return bulk::pack_tid(DatumGetPointer(d));
 }
 
+// The batch whose bucket totals the current transaction has not written yet. Committing with totals
+// unwritten would leave bucket_state behind the chunks just written: the commit fails instead (a worker
+// bug, never data); an abort forgets them.
+ChangeBatch* unwritten_totals = nullptr;
+
+void check_totals_at_commit(XactEvent event, void*) {
+  if (!unwritten_totals) return;
+  if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
+    unwritten_totals->discard_bucket_totals();
+    unwritten_totals = nullptr;
+  } else if (event == XACT_EVENT_PRE_COMMIT) {
+    unwritten_totals->discard_bucket_totals();
+    unwritten_totals = nullptr;
+    ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                    errmsg("powersync: bucket totals of this replication round were not written before its commit"),
+                    errhint("This is a bug in the replication worker; the round is retried.")));
+  }
+}
+
+void expect_totals_written(ChangeBatch* batch) {
+  static bool registered = false;
+  if (!registered) {
+    pg_call([] { RegisterXactCallback(check_totals_at_commit, nullptr); });
+    registered = true;
+  }
+  unwritten_totals = batch;
+}
+
 }  // namespace
 
-// Op ids in generation order, cumulative checksums continuing bucket_state, then one bucket_state
-// upsert per touched bucket.
-void ChangeBatch::write_records() {
-  if (records_.empty()) return;
+ChangeBatch::~ChangeBatch() {
+  if (unwritten_totals == this) unwritten_totals = nullptr;
+}
+
+// Buckets seen before in this transaction keep their running totals in memory; the others are read from
+// bucket_state once (one statement for all of them).
+std::vector<ChangeBatch::BucketTotals*> ChangeBatch::load_totals() {
   static spi::Statement load_state(
       "SELECT bucket, checksum, count, ctid, sync_rules_id FROM powersync.bucket_state WHERE bucket = ANY($1)", {TEXTARRAYOID});
-
-  // Per-bucket state by the bucket's index, interned when the op was added.
-  const auto& slot_of = bucket_slot_;
   const std::vector<std::string>& names = bucket_names_;
-  std::vector<State> states(names.size());
-  if (!names.empty()) {
-    Datum arg = spi::text_array(names);
-    uint64_t n = load_state.run(&arg);
-    for (uint64_t i = 0; i < n; ++i) {
-      std::string name = spi::text(i, 0).value_or("");
-      auto it = slot_of.find(std::string_view(name));
-      if (it == slot_of.end()) continue;
-      State& s = states[it->second];
-      s.checksum = static_cast<uint32_t>(spi::int64_at(i, 1));
-      s.count = spi::int64_at(i, 2);
-      s.stored = true;
-      s.tid = row_tid(i, 3);
-      s.stored_version = spi::int64_at(i, 4);
-    }
-    spi::release();
+  std::vector<BucketTotals*> totals(names.size());
+  std::vector<std::string> missing;
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto it = totals_.find(names[i]);
+    if (it != totals_.end()) totals[i] = &it->second;
+    else missing.push_back(names[i]);
   }
+  if (missing.empty()) return totals;
+  Datum arg = spi::text_array(missing);
+  uint64_t n = load_state.run(&arg);
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string name = spi::text(i, 0).value_or("");
+    auto slot = bucket_slot_.find(std::string_view(name));
+    if (slot == bucket_slot_.end()) continue;
+    BucketTotals& t = totals_[name];
+    t.checksum = static_cast<uint32_t>(spi::int64_at(i, 1));
+    t.count = spi::int64_at(i, 2);
+    t.stored = true;
+    t.tid = row_tid(i, 3);
+    t.version = spi::int64_at(i, 4);
+    totals[slot->second] = &t;
+  }
+  spi::release();
+  for (size_t i = 0; i < names.size(); ++i)
+    if (!totals[i]) totals[i] = &totals_[names[i]];  // no bucket_state row yet
+  return totals;
+}
+
+// Op ids in generation order, cumulative checksums continuing the buckets' running totals.
+void ChangeBatch::write_records() {
+  if (records_.empty()) return;
+  const std::vector<std::string>& names = bucket_names_;
+  std::vector<BucketTotals*> totals = load_totals();
   // Chunks are written in (bucket name, op id) order, as they always were: rank = position by name.
   std::vector<uint32_t> by_name(names.size()), rank(names.size());
   for (uint32_t i = 0; i < by_name.size(); ++i) by_name[i] = i;
@@ -456,38 +493,51 @@ void ChangeBatch::write_records() {
       lookups.ids.push_back(op_id);
       continue;
     }
-    State& s = states[r.bucket];
-    s.version = r.version;
-    s.last_op = op_id;
-    s.checksum += r.checksum;  // wrapping u32 sum
-    s.count += 1;
+    BucketTotals& t = *totals[r.bucket];
+    if (!t.stored && !t.changed) t.version = r.version;
+    t.changed = true;
+    t.last_op = op_id;
+    t.checksum += r.checksum;  // wrapping u32 sum
+    t.count += 1;
     ops.records.push_back(&r);
     ops.op_ids.push_back(op_id);
-    ops.cum_checksums.push_back(s.checksum);
-    ops.cum_counts.push_back(s.count);
+    ops.cum_checksums.push_back(t.checksum);
+    ops.cum_counts.push_back(t.count);
     ops.rank.push_back(rank[r.bucket]);
   }
   if (!ops.records.empty()) {
     chunk::Builder builder;
     chunk::insert_chunks(pack_chunks(ops, builder));
     ops_written_ += static_cast<int64_t>(ops.records.size());
-    // bucket_state rows written directly (the worker is their only writer): existing ones replaced at the
-    // tid just read, new ones appended; both in bucket name order.
-    StateRows updated, added;
-    std::vector<uint64_t> tids;
-    for (uint32_t i : by_name) {
-      const State& s = states[i];
-      if (s.last_op == 0) continue;
-      if (s.stored) tids.push_back(s.tid);
-      (s.stored ? updated : added).add(names[i], s);
-    }
-    bulk::update_rows("bucket_state", 5, tids.size(), tids.data(), updated);
-    bulk::insert_rows("bucket_state", 5, added.states.size(), added);
+    expect_totals_written(this);
   }
   if (!lookups.records.empty()) {
     bulk::insert_rows("bucket_parameters", 6, lookups.records.size(), lookups);
     ops_written_ += static_cast<int64_t>(lookups.records.size());
   }
+}
+
+// bucket_state rows written directly (the worker is their only writer): existing ones replaced at the tid
+// read at their first touch in this transaction, new ones appended; both in bucket name order.
+void ChangeBatch::write_bucket_state() {
+  if (totals_.empty()) return;
+  using Entry = std::pair<const std::string, BucketTotals>;
+  std::vector<const Entry*> changed;
+  for (const Entry& e : totals_)
+    if (e.second.changed) changed.push_back(&e);
+  std::sort(changed.begin(), changed.end(), [](const Entry* a, const Entry* b) { return a->first < b->first; });
+  StateRows<BucketTotals> updated, added;
+  std::vector<uint64_t> tids;
+  for (const Entry* e : changed) {
+    if (e->second.stored) tids.push_back(e->second.tid);
+    (e->second.stored ? updated : added).add(e->first, e->second);
+  }
+  in_flush_context([&] {
+    bulk::update_rows("bucket_state", 5, tids.size(), tids.data(), updated);
+    bulk::insert_rows("bucket_state", 5, added.totals.size(), added);
+  });
+  totals_.clear();  // the rows moved (new tids); the next transaction reads them again
+  if (unwritten_totals == this) unwritten_totals = nullptr;
 }
 
 }  // namespace powersync::pg

@@ -122,6 +122,7 @@ bool Replicator::catalog_round(Transaction& xact) {
 
 // The end of a round that read changes: checkpoint (or heartbeat) at new_lsn, commit.
 bool Replicator::finish_round(Transaction& xact, Lsn new_lsn, bool saw_ping, int64_t ops_before) {
+  batch_.write_bucket_state();  // before anything that could drop a version's bucket_state rows
   check_dropped_tables();
   bool activated = maybe_activate(new_lsn);
   bool wrote = batch_.ops_written() != ops_before;

@@ -267,6 +267,7 @@ void Replicator::retire_table(RuleVersion& v, uint32_t relid) {
   auto it = v.tables.find(relid);
   if (it == v.tables.end()) return;
   apply_truncate(v, it->second);
+  batch_.write_bucket_state();  // retiring runs outside rounds too (catalog checks, snapshot steps)
   batch_.drop_table(it->second.id);
   static spi::Statement remove("DELETE FROM powersync.source_tables WHERE id = $1", {INT4OID});
   Datum arg = Int32GetDatum(it->second.id);

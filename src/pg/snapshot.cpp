@@ -409,6 +409,7 @@ bool Replicator::snapshot_step() {
     }
     spi::release();
   }
+  batch_.write_bucket_state();
   xact.commit();
   forget.armed = false;
   return true;

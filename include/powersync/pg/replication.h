@@ -159,6 +159,10 @@ struct ShortKeyHash {
 // current_data cache + pending ops of a round; flushed in chunks inside the round's transaction.
 class ChangeBatch {
  public:
+  ChangeBatch() = default;
+  ChangeBatch(const ChangeBatch&) = delete;
+  ChangeBatch& operator=(const ChangeBatch&) = delete;
+  ~ChangeBatch();
   // Loads the current_data rows of these (table id, key) pairs that are not cached yet.
   void prefetch(const std::vector<std::pair<int32_t, std::string>>& keys);
   // The cached row (loaded on a miss).
@@ -177,8 +181,16 @@ class ChangeBatch {
   void add_lookup(int64_t version, int32_t table_id, std::string_view source_key, std::string_view lookup,
                   std::string_view parameters);
   size_t pending() const { return records_.size() + rows_.size(); }
-  // Writes current_data, ops (op ids, cumulative checksums, bucket_state) and lookups; clears the batch.
+  // Writes current_data, ops (op ids, cumulative checksums) and lookups; clears the batch. The buckets'
+  // running totals stay in memory until write_bucket_state().
   void flush();
+  // Writes the totals of the buckets the transaction's flushes touched to bucket_state, one row each, and
+  // forgets them: once per round, before its transaction commits (a commit that would leave totals
+  // unwritten fails instead). Readers in other sessions only see committed state, so this is the same to
+  // them as writing at every flush.
+  void write_bucket_state();
+  // Forgets unwritten totals (their transaction aborted).
+  void discard_bucket_totals() noexcept { totals_.clear(); }
   // Forgets cached rows of a table (after a TRUNCATE/retire wrote them directly).
   void drop_table(int32_t table_id);
   int64_t ops_written() const { return ops_written_; }
@@ -204,6 +216,17 @@ class ChangeBatch {
   std::vector<std::string> bucket_names_;
   int64_t ops_written_ = 0;
   int64_t max_op_id_ = 0;
+  // A bucket's running totals in this transaction; `tid`: its bucket_state row, if `stored`. `version`:
+  // the sync_rules_id its row keeps (the stored one, else that of the bucket's first op).
+  struct BucketTotals {
+    int64_t version = 0, last_op = 0, count = 0;
+    uint32_t checksum = 0;
+    bool stored = false, changed = false;
+    uint64_t tid = 0;
+  };
+  std::unordered_map<std::string, BucketTotals, ShortKeyHash> totals_;  // by bucket name
+  // The totals of this flush's buckets (by PendingRecord::bucket), loaded from bucket_state at first touch.
+  std::vector<BucketTotals*> load_totals();
 };
 
 // The source keys a copied chunk wrote, kept flat: one append per copied row (no node or string per key),
