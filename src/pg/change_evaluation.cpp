@@ -2,45 +2,192 @@
 // the worker's evaluation thread, so it must not call Postgres (no palloc, elog or catalog access).
 #include "powersync/pg/change_evaluation.h"
 
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <random>
+
 #include "powersync/protocol/checksum.h"
 
 namespace powersync::pg {
 namespace {
 
-// Moves the tuple's values into the row (the tuple keeps its flags, not its values).
-rules::Row to_row(const RelationInfo& rel, wire::Tuple& t) {
-  rules::Row row;
-  row.reserve(rel.columns.size());
-  for (size_t i = 0; i < rel.columns.size() && i < t.values.size(); ++i)
-    row.push_back({rel.columns[i], std::move(t.values[i])});
+int column_index(const RelationInfo& rel, const std::string& name) {
+  for (size_t i = 0; i < rel.columns.size(); ++i)
+    if (rel.columns[i] == name) return static_cast<int>(i);
+  return -1;
+}
+
+std::string random_key() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};  // keys are computed on the evaluation thread too
+  std::string key(16, '\0');
+  for (int i = 0; i < 16; i += 8) {
+    uint64_t r = rng();
+    memcpy(&key[i], &r, 8);
+  }
+  return key;
+}
+
+// "<table id>/<source key in hex>"
+void append_subkey(std::string& out, int32_t table_id, std::string_view source_key) {
+  static const char* hex = "0123456789abcdef";
+  char digits[16];
+  out.append(digits, static_cast<size_t>(std::to_chars(digits, digits + sizeof digits, table_id).ptr - digits));
+  out.push_back('/');
+  const size_t at = out.size();
+  out.resize(at + 2 * source_key.size());
+  char* p = out.data() + at;
+  for (unsigned char c : source_key) {
+    *p++ = hex[c >> 4];
+    *p++ = hex[c & 15];
+  }
+}
+
+// Values kept in the per-thread scratch row and buffers up to this size; larger ones are let go after use.
+constexpr size_t kKeptScratch = 64 * 1024;
+
+// The new row as a rules::Row. One per thread, reused: its column names are set once per layout and its
+// values are copy-assigned, which reuses their buffers (no allocation per row for the row or its values).
+rules::Row& row_of(const RelationInfo& rel, const wire::Tuple& t) {
+  thread_local rules::Row row;
+  const size_t n = std::min(rel.columns.size(), t.values.size());
+  if (row.size() != n) row.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (row[i].name != rel.columns[i]) row[i].name = rel.columns[i];
+    row[i].value = t.values[i];
+  }
   return row;
 }
 
-Keys keys_of(const SourceTable& t, const RowChange& c) {
-  const RelationInfo& rel = *c.relation;
-  const std::vector<std::string>& key_cols = t.identity == 'f' ? rel.columns : t.identity_columns;
-  Keys k;
-  if (c.kind != RowChange::Kind::Insert && c.old_kind != 'n' && !key_cols.empty())
-    k.before = source_key_of(rel, c.old_tuple, key_cols);
-  if (c.kind == RowChange::Kind::Delete) return k;
-  k.merged = c.new_tuple;
-  if (c.old_kind == 'o') {  // REPLICA IDENTITY FULL: the old row is complete
-    for (size_t i = 0; i < k.merged.values.size() && i < c.old_tuple.values.size(); ++i)
-      if (k.merged.unchanged[i]) {
-        k.merged.values[i] = c.old_tuple.values[i];
-        k.merged.unchanged[i] = false;
-      }
+void trim_scratch_row(rules::Row& row) {
+  for (rules::Column& c : row) {
+    const rules::Value& v = c.value;
+    if ((v.is_text() && v.as_text().capacity() > kKeptScratch) || (v.is_blob() && v.as_blob().capacity() > kKeptScratch))
+      c.value = rules::Value();
   }
-  k.after = source_key_of(rel, k.merged, key_cols);
-  if (c.kind == RowChange::Kind::Update && !k.before && !key_cols.empty()) k.before = k.after;
-  return k;
 }
+
+// Collects a row's PUTs: checksums computed here, on the evaluating thread; subkey, data and checksums go
+// into one per-thread buffer, the (bucket, table, id) references into another, and both are copied out
+// once at the end with their final sizes.
+class PutCollector final : public rules::RowSink {
+ public:
+  PutCollector(std::string& puts, std::string& refs, std::vector<std::string>& warnings, const RelationInfo& rel)
+      : puts_(puts), refs_(refs), warnings_(warnings), rel_(rel) {}
+  void put(std::string_view bucket, std::string_view table, std::string_view id, std::string_view data) override {
+    const uint32_t checksum = protocol::put_checksum(table, id, data);
+    wire::Writer p(puts_);
+    p.u32(checksum);
+    p.str(data);
+    wire::Writer r(refs_);
+    r.str(bucket);
+    r.str(table);
+    r.str(id);
+    ++count_;
+  }
+  void error(std::string message) override {
+    warnings_.push_back("powersync: sync rules error on " + rel_.schema + "." + rel_.name + ": " + message);
+  }
+  size_t count() const { return count_; }
+
+ private:
+  std::string& puts_;
+  std::string& refs_;
+  std::vector<std::string>& warnings_;
+  const RelationInfo& rel_;
+  size_t count_ = 0;
+};
 
 void add_errors(std::vector<std::string>& warnings, const RelationInfo& rel, const std::vector<std::string>& errors) {
   for (const auto& e : errors) warnings.push_back("powersync: sync rules error on " + rel.schema + "." + rel.name + ": " + e);
 }
 
+void evaluate_parameters(const rules::SyncRules& rules, const rules::SourceTable& st, const rules::Row& row,
+                         const RelationInfo& rel, ChangeEvaluation& out) {
+  rules::ParameterEvaluation pe = rules.evaluate_parameter_row(st, row);
+  add_errors(out.warnings, rel, pe.errors);
+  for (const auto& p : pe.lookups) {
+    size_t i = 0;
+    while (i < out.lookups.size() && out.lookups[i] != p.lookup) ++i;
+    if (i == out.lookups.size()) {
+      out.lookups.push_back(p.lookup);
+      out.params.push_back("[" + p.bucket_parameters + "]");
+    } else {
+      out.params[i].insert(out.params[i].size() - 1, "," + p.bucket_parameters);
+    }
+  }
+}
+
+// Evaluates the complete new row `tuple` of source table `t` into `out`.
+void evaluate_tuple(const rules::SyncRules& rules, const SourceTable& t, const RelationInfo& rel,
+                    const wire::Tuple& tuple, ChangeEvaluation& out) {
+  rules::Row& row = row_of(rel, tuple);
+  thread_local rules::SourceTable st;
+  st.schema = rel.schema;
+  st.name = rel.name;
+  thread_local std::string puts, refs;
+  puts.assign(2, '\0');
+  append_subkey(puts, t.id, *out.keys.after);
+  const uint16_t subkey_size = static_cast<uint16_t>(puts.size() - 2);
+  std::memcpy(puts.data(), &subkey_size, 2);
+  refs.clear();
+  if (rules.is_data_table(st)) {
+    PutCollector collector(puts, refs, out.warnings, rel);
+    rules.evaluate_row(st, row, collector);
+    out.now.reserve(collector.count());
+    std::string_view pending = refs;
+    wire::Reader r(pending);
+    for (size_t i = 0; i < collector.count(); ++i) {
+      std::string_view bucket = r.str(), table = r.str(), id = r.str();
+      out.now.add(bucket, table, id);
+    }
+  }
+  out.puts.assign(std::string(puts));
+  if (rules.is_parameter_table(st)) evaluate_parameters(rules, st, row, rel, out);
+  out.lookup_list = wire::encode_strings(out.lookups);
+  // The image only serves the unchanged-TOAST markers of the row's next update, and only a value stored
+  // out of line in this version can become one (REPLICA IDENTITY FULL sends the complete old row).
+  if (t.identity != 'f' && tuple.out_of_line) out.image = wire::encode_row_image(row);
+  out.evaluated = true;
+  trim_scratch_row(row);
+  if (puts.capacity() > kKeptScratch) std::string().swap(puts);
+  if (refs.capacity() > kKeptScratch) std::string().swap(refs);
+}
+
 }  // namespace
+
+std::string source_key_of(const RelationInfo& rel, const wire::Tuple& tuple, const std::vector<std::string>& key_columns) {
+  if (key_columns.empty()) return random_key();
+  if (key_columns.size() == 1) {
+    // A single integer key keeps its order (9 bytes: 'i', big-endian with the sign bit flipped), so rows
+    // with increasing ids append to the right of current_data's primary key instead of landing at random
+    // places in it. The hashed form below has 16 bytes, so the two never collide.
+    int i = column_index(rel, key_columns[0]);
+    if (i >= 0 && i < static_cast<int>(tuple.values.size()) && tuple.values[i].type() == rules::ValueType::Integer) {
+      uint64_t v = static_cast<uint64_t>(tuple.values[i].as_integer()) ^ (uint64_t{1} << 63);
+      std::string key(9, 'i');
+      for (int b = 0; b < 8; ++b) key[1 + b] = static_cast<char>(v >> (56 - 8 * b));
+      return key;
+    }
+  }
+  std::string encoded;
+  wire::Writer w(encoded);
+  for (const auto& name : key_columns) {
+    int i = column_index(rel, name);
+    w.str(name);
+    if (i < 0 || i >= static_cast<int>(tuple.values.size())) w.null_value();
+    else w.value(tuple.values[i]);
+  }
+  unsigned char digest[32];
+  protocol::sha256(encoded, digest);
+  return std::string(reinterpret_cast<const char*>(digest), 16);
+}
+
+std::string subkey_of(int32_t table_id, const std::string& source_key) {
+  std::string s;
+  append_subkey(s, table_id, source_key);
+  return s;
+}
 
 bool has_unchanged(const wire::Tuple& t) {
   for (bool u : t.unchanged)
@@ -49,47 +196,34 @@ bool has_unchanged(const wire::Tuple& t) {
 }
 
 void evaluate_change(const rules::SyncRules& rules, const SourceTable& t, const RowChange& c, ChangeEvaluation& out) {
-  out.keys = keys_of(t, c);
-  if (out.keys.after && !has_unchanged(out.keys.merged)) evaluate_new_row(rules, t, *c.relation, out);
+  const RelationInfo& rel = *c.relation;
+  const std::vector<std::string>& key_cols = t.identity == 'f' ? rel.columns : t.identity_columns;
+  Keys& k = out.keys;
+  if (c.kind != RowChange::Kind::Insert && c.old_kind != 'n' && !key_cols.empty())
+    k.before = source_key_of(rel, c.old_tuple, key_cols);
+  if (c.kind == RowChange::Kind::Delete) return;
+  // The new row as the rules see it: the new tuple itself unless it has unchanged-TOAST columns (then a
+  // copy, completed from the old row when that is complete: REPLICA IDENTITY FULL).
+  const wire::Tuple* row = &c.new_tuple;
+  if (has_unchanged(c.new_tuple)) {
+    k.merged = c.new_tuple;
+    if (c.old_kind == 'o') {
+      for (size_t i = 0; i < k.merged.values.size() && i < c.old_tuple.values.size(); ++i)
+        if (k.merged.unchanged[i]) {
+          k.merged.values[i] = c.old_tuple.values[i];
+          k.merged.unchanged[i] = false;
+        }
+    }
+    row = &k.merged;
+  }
+  k.after = source_key_of(rel, *row, key_cols);
+  if (c.kind == RowChange::Kind::Update && !k.before && !key_cols.empty()) k.before = k.after;
+  if (!has_unchanged(*row)) evaluate_tuple(rules, t, rel, *row, out);
 }
 
 void evaluate_new_row(const rules::SyncRules& rules, const SourceTable& t, const RelationInfo& rel,
                       ChangeEvaluation& out) {
-  Keys& k = out.keys;
-  rules::Row row = to_row(rel, k.merged);
-  rules::SourceTable st{rel.schema, rel.name};
-  out.subkey = subkey_of(t.id, *k.after);
-  if (rules.is_data_table(st)) {
-    rules::RowEvaluation ev = rules.evaluate_row(st, row);
-    add_errors(out.warnings, rel, ev.errors);
-    out.now.reserve(ev.rows.size());
-    out.data.reserve(ev.rows.size());
-    out.checksums.reserve(ev.rows.size());
-    for (auto& r : ev.rows) {
-      out.checksums.push_back(protocol::put_checksum(r.table, r.id, r.data));
-      out.data.push_back(std::move(r.data));
-      out.now.add(r.bucket, r.table, r.id);
-    }
-  }
-  if (rules.is_parameter_table(st)) {
-    rules::ParameterEvaluation pe = rules.evaluate_parameter_row(st, row);
-    add_errors(out.warnings, rel, pe.errors);
-    for (const auto& p : pe.lookups) {
-      size_t i = 0;
-      while (i < out.lookups.size() && out.lookups[i] != p.lookup) ++i;
-      if (i == out.lookups.size()) {
-        out.lookups.push_back(p.lookup);
-        out.params.push_back("[" + p.bucket_parameters + "]");
-      } else {
-        out.params[i].insert(out.params[i].size() - 1, "," + p.bucket_parameters);
-      }
-    }
-  }
-  out.lookup_list = wire::encode_strings(out.lookups);
-  // The image only serves the unchanged-TOAST markers of the row's next update, and only a value stored
-  // out of line in this version can become one (REPLICA IDENTITY FULL sends the complete old row).
-  if (t.identity != 'f' && k.merged.out_of_line) out.image = wire::encode_row_image(row);
-  out.evaluated = true;
+  evaluate_tuple(rules, t, rel, out.keys.merged, out);
 }
 
 }  // namespace powersync::pg

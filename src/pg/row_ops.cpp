@@ -1,9 +1,6 @@
 // Op generation (spec §2.2): turns one decoded row change of one rule version into PUT/REMOVE ops,
 // parameter lookup rows/tombstones and the new current_data state of the source row.
 #include "powersync/rules/sync_rules.h"  // first: Postgres headers redefine snprintf, which breaks nlohmann/json
-#include <openssl/sha.h>
-
-#include <random>
 
 extern "C" {
 #include "postgres.h"
@@ -30,22 +27,6 @@ std::vector<std::string> RelationInfo::key_columns() const {
 
 namespace {
 
-int column_index(const RelationInfo& rel, const std::string& name) {
-  for (size_t i = 0; i < rel.columns.size(); ++i)
-    if (rel.columns[i] == name) return static_cast<int>(i);
-  return -1;
-}
-
-std::string random_key() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};  // keys are computed on the evaluation thread too
-  std::string key(16, '\0');
-  for (int i = 0; i < 16; i += 8) {
-    uint64_t r = rng();
-    memcpy(&key[i], &r, 8);
-  }
-  return key;
-}
-
 // Fills unchanged-TOAST columns from a stored row image (by column name).
 void fill_from_image(const RelationInfo& rel, wire::Tuple& t, const std::string& image) {
   rules::Row stored = wire::decode_row_image(image);
@@ -60,47 +41,9 @@ void fill_from_image(const RelationInfo& rel, wire::Tuple& t, const std::string&
 
 }  // namespace
 
-std::string source_key_of(const RelationInfo& rel, const wire::Tuple& tuple, const std::vector<std::string>& key_columns) {
-  if (key_columns.empty()) return random_key();
-  if (key_columns.size() == 1) {
-    // A single integer key keeps its order (9 bytes: 'i', big-endian with the sign bit flipped), so rows
-    // with increasing ids append to the right of current_data's primary key instead of landing at random
-    // places in it. The hashed form below has 16 bytes, so the two never collide.
-    int i = column_index(rel, key_columns[0]);
-    if (i >= 0 && i < static_cast<int>(tuple.values.size()) && tuple.values[i].type() == rules::ValueType::Integer) {
-      uint64_t v = static_cast<uint64_t>(tuple.values[i].as_integer()) ^ (uint64_t{1} << 63);
-      std::string key(9, 'i');
-      for (int b = 0; b < 8; ++b) key[1 + b] = static_cast<char>(v >> (56 - 8 * b));
-      return key;
-    }
-  }
-  std::string encoded;
-  wire::Writer w(encoded);
-  for (const auto& name : key_columns) {
-    int i = column_index(rel, name);
-    w.str(name);
-    if (i < 0 || i >= static_cast<int>(tuple.values.size())) w.null_value();
-    else w.value(tuple.values[i]);
-  }
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(encoded.data()), encoded.size(), digest);
-  return std::string(reinterpret_cast<const char*>(digest), 16);
-}
-
-std::string subkey_of(int32_t table_id, const std::string& source_key) {
-  static const char* hex = "0123456789abcdef";
-  std::string s = std::to_string(table_id);
-  s.push_back('/');
-  for (unsigned char c : source_key) {
-    s.push_back(hex[c >> 4]);
-    s.push_back(hex[c & 15]);
-  }
-  return s;
-}
-
 namespace {
 
-void add_remove(ChangeBatch& batch, int64_t version, const wire::BucketRefView& ref, const std::string& subkey) {
+void add_remove(ChangeBatch& batch, int64_t version, const wire::BucketRefView& ref, std::string_view subkey) {
   batch.add_op(PendingRecord::Kind::Remove, version, ref.bucket, ref.table, ref.id, subkey, {},
                protocol::remove_checksum(subkey));
 }
@@ -304,15 +247,13 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
     evaluate_new_row(*v.rules, t, rel, e);
   }
   for (const auto& w : e.warnings) log_warning(w);
-  size_t put = 0;
-  wire::for_each_bucket_ref(e.now.bytes(), [&](const wire::BucketRefView& ref) {
-    batch_.add_op(PendingRecord::Kind::Put, version, ref.bucket, ref.table, ref.id, e.subkey, e.data[put],
-                  e.checksums[put]);
-    ++put;
+  const std::string_view subkey = e.puts.subkey();
+  for_each_put(e, [&](const wire::BucketRefView& ref, std::string_view data, uint32_t checksum) {
+    batch_.add_op(PendingRecord::Kind::Put, version, ref.bucket, ref.table, ref.id, subkey, data, checksum);
   });
   if (a.exists)
     wire::for_each_bucket_ref(a.buckets, [&](const wire::BucketRefView& ref) {
-      if (!e.now.contains(ref)) add_remove(batch_, version, ref, e.subkey);
+      if (!e.now.contains(ref)) add_remove(batch_, version, ref, subkey);
     });
   for (size_t i = 0; i < e.lookups.size(); ++i) batch_.add_lookup(version, t.id, *k.after, e.lookups[i], e.params[i]);
   if (a.exists)

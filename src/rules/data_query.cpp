@@ -120,6 +120,7 @@ std::optional<DataQuery> compile_data_query(const std::string& sql, const QueryC
 namespace {
 
 const Value kNullValue;
+constexpr size_t kKeptScratch = 64 * 1024;
 
 // One output field: name and value point into the query, the source row or `computed`; nothing is
 // copied until the JSON is written.
@@ -219,7 +220,7 @@ bool write_clean_json(const Fields& fields, std::string& json, const Value*& id)
   // Written into a stack buffer when it fits, then copied into `json` with one exact allocation
   // (resizing `json` first would zero-fill it).
   char stack[1024];
-  const bool on_stack = size <= sizeof stack;
+  const bool on_stack = size <= sizeof stack && json.capacity() < size;
   if (!on_stack) json.resize(size);
   char* const begin = on_stack ? stack : json.data();
   char* p = begin;
@@ -255,15 +256,17 @@ bool write_clean_json(const Fields& fields, std::string& json, const Value*& id)
   }
   if (dirty) return false;
   *p++ = '}';
-  if (on_stack) json = std::string(stack, static_cast<size_t>(p - stack));  // lighter than assign()
+  if (on_stack) json.assign(stack, static_cast<size_t>(p - stack));  // `json` is a reused buffer: no allocation
   else json.resize(static_cast<size_t>(p - begin));
   return true;
 }
 
 // Applies the SELECT list (reference semantics: a later explicit column overwrites in place, `*`
 // never replaces a set value unless it is NULL and skips `_` columns; absent plain columns are
-// omitted) and writes the row JSON. Returns the object id.
-std::string write_output(const DataQuery& q, const Row& row, const EvalContext& ctx, std::string& json) {
+// omitted) and writes the row JSON. Returns the object id: a view of the row's TEXT value, or of
+// `id_text` (a reused buffer).
+std::string_view write_output(const DataQuery& q, const Row& row, const EvalContext& ctx, std::string& json,
+                              std::string& id_text) {
   // Per-thread scratch space: evaluation is not re-entrant, and this saves two allocations per row.
   thread_local std::vector<Value> computed;
   thread_local std::vector<Field> field_buffer;
@@ -303,9 +306,15 @@ std::string write_output(const DataQuery& q, const Row& row, const EvalContext& 
   }
   const Value* id = nullptr;
   if (!write_clean_json(fields, json, id)) write_json(fields, json, id);
-  if (!id) return "";
+  if (!id) return {};
   if (id->is_text()) return id->as_text();
-  return cast_as_text(*id).value_or("");
+  if (id->is_integer()) {
+    char digits[24];
+    id_text.assign(digits, static_cast<size_t>(std::to_chars(digits, digits + sizeof digits, id->as_integer()).ptr - digits));
+  } else {
+    id_text = cast_as_text(*id).value_or("");
+  }
+  return id_text;
 }
 
 }  // namespace
@@ -334,9 +343,9 @@ void write_json(const Fields& fields, std::string& json, const Value*& id) {
   json.push_back('}');
 }
 
-// `prefix + definition + [values...]` for the `n` values `values[0..n)`.
-std::string bucket_id_of(const std::string& prefix, const std::string& definition, const Value* const* values,
-                         size_t n) {
+// Sets `bucket` (a reused buffer) to `prefix + definition + [values...]` for the `n` values `values[0..n)`.
+void bucket_id_of(const std::string& prefix, const std::string& definition, const Value* const* values, size_t n,
+                  std::string& bucket) {
   char stack[256];
   if (n == 1 && values[0]->is_text() &&
       prefix.size() + definition.size() + values[0]->as_text().size() + 4 <= sizeof stack) {
@@ -354,9 +363,12 @@ std::string bucket_id_of(const std::string& prefix, const std::string& definitio
     p = copy_checked(p, v, dirty);
     *p++ = '"';
     *p++ = ']';
-    if (!dirty) return std::string(stack, static_cast<size_t>(p - stack));
+    if (!dirty) {
+      bucket.assign(stack, static_cast<size_t>(p - stack));
+      return;
+    }
   }
-  std::string bucket;
+  bucket.clear();
   bucket.reserve(prefix.size() + definition.size() + 2 + 16 * n);
   bucket.append(prefix).append(definition).push_back('[');
   for (size_t i = 0; i < n; ++i) {
@@ -364,7 +376,6 @@ std::string bucket_id_of(const std::string& prefix, const std::string& definitio
     protocol::append_json_value(bucket, *values[i], protocol::RealFormat::Plain);
   }
   bucket.push_back(']');
-  return bucket;
 }
 
 // The bucket parameter values of each way the WHERE clause holds, as pointers into `owned`, the
@@ -402,7 +413,7 @@ size_t bucket_values(const DataQuery& q, const EvalContext& ctx, std::vector<Val
 }  // namespace
 
 void evaluate_data_query(const DataQuery& q, const SourceTable& table, const Row& row, const ParseOptions& options,
-                         const std::string& definition, std::vector<EvaluatedRow>& out) {
+                         const std::string& definition, RowSink& sink) {
   const Row* source = &row;
   Row with_suffix;
   if (q.wildcard_table) {
@@ -420,15 +431,15 @@ void evaluate_data_query(const DataQuery& q, const SourceTable& table, const Row
   const size_t count = bucket_values(q, ctx, owned, params, scratch);
   if (count == 0) return;
   const size_t n = q.bucket_parameters.size();
-  std::string data;
-  std::string id = write_output(q, *source, ctx, data);  // may throw: nothing added to `out` yet
+  thread_local std::string data, id_text, bucket;
+  const std::string_view id = write_output(q, *source, ctx, data, id_text);  // may throw: nothing handed out yet
   const std::string& table_name = q.output_name.empty() ? table.name : q.output_name;
   for (size_t a = 0; a < count; ++a) {
-    const Value* const* values = params.data() + a * n;
-    std::string bucket = bucket_id_of(options.bucket_prefix, definition, values, n);
-    if (a + 1 == count) out.push_back(EvaluatedRow{std::move(bucket), table_name, std::move(id), std::move(data)});
-    else out.push_back(EvaluatedRow{std::move(bucket), table_name, id, data});
+    bucket_id_of(options.bucket_prefix, definition, params.data() + a * n, n, bucket);
+    sink.put(bucket, table_name, id, data);
   }
+  // A huge row's buffer is not kept for the rest of the thread's life.
+  if (data.capacity() > kKeptScratch) std::string().swap(data);
 }
 
 }  // namespace powersync::rules::detail

@@ -91,8 +91,9 @@ TablePattern table_pattern(const ast::TableRef& from, const ParseOptions& option
 SelectParseResult parse_query(const std::string& sql);
 
 // Evaluation.
+// Hands each (bucket, row) result to `sink`; a query that throws may have handed some already.
 void evaluate_data_query(const DataQuery& q, const SourceTable& table, const Row& row, const ParseOptions& options,
-                         const std::string& definition, std::vector<EvaluatedRow>& out);
+                         const std::string& definition, RowSink& sink);
 void evaluate_parameter_query(const ParameterQuery& q, const std::string& definition, const Row& row,
                               std::vector<EvaluatedParameters>& out);
 // Static and table-valued queries: bucket ids of a request.

@@ -201,19 +201,37 @@ bool SyncRules::is_parameter_table(const SourceTable& table) const {
   return false;
 }
 
-RowEvaluation SyncRules::evaluate_row(const SourceTable& table, const Row& row) const {
-  RowEvaluation out;
-  out.rows.reserve(4);
+void SyncRules::evaluate_row(const SourceTable& table, const Row& row, RowSink& sink) const {
   for (const auto& def : impl_->definitions) {
     for (const auto& q : def.data_queries) {
       if (!q.table.matches(table.schema, table.name)) continue;
       try {
-        detail::evaluate_data_query(q, table, row, impl_->options, def.name, out.rows);
+        detail::evaluate_data_query(q, table, row, impl_->options, def.name, sink);
       } catch (const std::exception& e) {
-        out.errors.push_back(def.name + ": " + e.what() + " (query: " + q.sql + ")");
+        sink.error(def.name + ": " + e.what() + " (query: " + q.sql + ")");
       }
     }
   }
+}
+
+namespace {
+
+struct CollectedRows final : RowSink {
+  RowEvaluation& out;
+  explicit CollectedRows(RowEvaluation& o) : out(o) {}
+  void put(std::string_view bucket, std::string_view table, std::string_view id, std::string_view data) override {
+    out.rows.push_back(EvaluatedRow{std::string(bucket), std::string(table), std::string(id), std::string(data)});
+  }
+  void error(std::string message) override { out.errors.push_back(std::move(message)); }
+};
+
+}  // namespace
+
+RowEvaluation SyncRules::evaluate_row(const SourceTable& table, const Row& row) const {
+  RowEvaluation out;
+  out.rows.reserve(4);
+  CollectedRows sink(out);
+  evaluate_row(table, row, sink);
   return out;
 }
 

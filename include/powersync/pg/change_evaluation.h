@@ -4,23 +4,63 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "powersync/pg/replication.h"
 
 namespace powersync::pg {
 
+// An evaluated row's subkey and its PUTs' JSON data and checksums, in one buffer: one allocation per row
+// instead of one per string and list. Layout: u16 subkey size | subkey | per PUT: u32 checksum | u32 size | data.
+class RowPuts {
+ public:
+  struct Put {
+    std::string_view data;
+    uint32_t checksum;
+  };
+  // Reads the PUTs in the order they were added.
+  class Cursor {
+   public:
+    explicit Cursor(const RowPuts& puts) : at_(puts.bytes_.data() + puts.puts_at()) {}
+    Put next() {
+      uint32_t checksum, size;
+      std::memcpy(&checksum, at_, 4);
+      std::memcpy(&size, at_ + 4, 4);
+      Put p{std::string_view(at_ + 8, size), checksum};
+      at_ += 8 + size;
+      return p;
+    }
+
+   private:
+    const char* at_;
+  };
+
+  std::string_view subkey() const {
+    return bytes_.empty() ? std::string_view() : std::string_view(bytes_.data() + 2, puts_at() - 2);
+  }
+  // Takes the bytes built by RowPutsBuilder.
+  void assign(std::string bytes) { bytes_ = std::move(bytes); }
+
+ private:
+  size_t puts_at() const {
+    uint16_t n;
+    std::memcpy(&n, bytes_.data(), 2);
+    return 2 + size_t{n};
+  }
+  std::string bytes_;
+};
+
 struct ChangeEvaluation {
   Keys keys;
   // False when the new row has unchanged-TOAST columns: they are filled from the stored row image at
   // apply time, so the rules run then (evaluate_new_row on the main thread).
   bool evaluated = false;
-  std::string subkey;                 // of keys.after
+  RowPuts puts;                       // subkey of keys.after; per PUT its JSON data and checksum
   wire::BucketRefList now;            // the (bucket, table, id) of every PUT, in evaluation order
-  std::vector<std::string> data;      // per PUT: its JSON data
-  std::vector<uint32_t> checksums;    // per PUT
   std::vector<std::string> lookups;   // distinct parameter lookups of the row
   std::vector<std::string> params;    // per lookup: JSON array text of its parameter objects
   std::string lookup_list;            // `lookups` as current_data stores them (wire::encode_strings)
@@ -28,11 +68,23 @@ struct ChangeEvaluation {
   std::vector<std::string> warnings;  // rule errors, logged by the main thread
 };
 
+// Calls f(const wire::BucketRefView&, std::string_view data, uint32_t checksum) for every PUT of `e`.
+template <typename F>
+void for_each_put(const ChangeEvaluation& e, F&& f) {
+  RowPuts::Cursor puts(e.puts);
+  wire::for_each_bucket_ref(e.now.bytes(), [&](const wire::BucketRefView& ref) {
+    RowPuts::Put p = puts.next();
+    f(ref, p.data, p.checksum);
+  });
+}
+
 // Computes the change's keys for source table `t` and, unless the new row lacks unchanged-TOAST values,
 // evaluates it. Reads only its arguments (t: id, identity and identity columns; c: relation and tuples).
+// keys.merged is only filled for a new row with unchanged-TOAST values (the complete row otherwise is
+// c.new_tuple).
 void evaluate_change(const rules::SyncRules& rules, const SourceTable& t, const RowChange& c, ChangeEvaluation& out);
 
-// Evaluates the complete new row in out.keys.merged (its values are moved out) into `out`.
+// Evaluates the complete new row in out.keys.merged into `out`.
 void evaluate_new_row(const rules::SyncRules& rules, const SourceTable& t, const RelationInfo& rel,
                       ChangeEvaluation& out);
 

@@ -16,6 +16,9 @@ uint32_t put_checksum(std::string_view object_type, std::string_view object_id, 
 // REMOVE: hash of "delete." + subkey.
 uint32_t remove_checksum(std::string_view subkey);
 
+// The full SHA-256 digest of `bytes` (source keys of rows without a single integer key).
+void sha256(std::string_view bytes, unsigned char (&digest)[32]);
+
 // Wrapping sum modulo 2^32.
 inline uint32_t add_checksums(uint32_t a, uint32_t b) { return a + b; }
 

@@ -63,6 +63,18 @@ struct EvaluatedParameters {
   std::string bucket_parameters;
 };
 
+// Receives the rows of SyncRules::evaluate_row one at a time, in the order evaluate_row lists them. The
+// views are valid only during the call; put() must not evaluate rules itself (the engine's scratch
+// buffers are per thread and in use).
+class RowSink {
+ public:
+  virtual void put(std::string_view bucket, std::string_view table, std::string_view id, std::string_view data) = 0;
+  virtual void error(std::string message) = 0;  // a query's evaluation error; it contributes nothing more
+
+ protected:
+  ~RowSink() = default;
+};
+
 struct RowEvaluation {
   std::vector<EvaluatedRow> rows;
   std::vector<std::string> errors;  // per-query evaluation errors; such a query contributes nothing
@@ -112,6 +124,8 @@ class SyncRules {
   bool is_parameter_table(const SourceTable& table) const;  // some parameter query reads it
 
   RowEvaluation evaluate_row(const SourceTable& table, const Row& row) const;
+  // The same results handed to `sink` as they are produced: no allocation per output row (replication).
+  void evaluate_row(const SourceTable& table, const Row& row, RowSink& sink) const;
   ParameterEvaluation evaluate_parameter_row(const SourceTable& table, const Row& row) const;
 
   // Buckets of a request: static ones directly, table-based ones as lookups to resolve.
