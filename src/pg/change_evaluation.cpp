@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <memory>
 #include <random>
 
 #include "powersync/protocol/checksum.h"
@@ -29,8 +30,9 @@ std::string random_key() {
 }
 
 // "<table id>/<source key in hex>"
+constexpr char kHex[] = "0123456789abcdef";
+
 void append_subkey(std::string& out, int32_t table_id, std::string_view source_key) {
-  static const char* hex = "0123456789abcdef";
   char digits[16];
   out.append(digits, static_cast<size_t>(std::to_chars(digits, digits + sizeof digits, table_id).ptr - digits));
   out.push_back('/');
@@ -38,18 +40,65 @@ void append_subkey(std::string& out, int32_t table_id, std::string_view source_k
   out.resize(at + 2 * source_key.size());
   char* p = out.data() + at;
   for (unsigned char c : source_key) {
-    *p++ = hex[c >> 4];
-    *p++ = hex[c & 15];
+    *p++ = kHex[c >> 4];
+    *p++ = kHex[c & 15];
   }
 }
 
 // Values kept in the per-thread scratch row and buffers up to this size; larger ones are let go after use.
 constexpr size_t kKeptScratch = 64 * 1024;
 
+// A growing byte buffer written in place (std::string::append is an out-of-line call per piece).
+class ScratchBytes {
+ public:
+  char* extend(size_t n) {
+    if (size_ + n > capacity_) grow(size_ + n);
+    char* p = bytes_.get() + size_;
+    size_ += n;
+    return p;
+  }
+  void put_u32(char*& p, uint32_t v) {
+    std::memcpy(p, &v, 4);
+    p += 4;
+  }
+  void put_str(char*& p, std::string_view s) {  // u32 size | bytes, as wire::Writer::str
+    put_u32(p, static_cast<uint32_t>(s.size()));
+    if (!s.empty()) std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  }
+  void clear() { size_ = 0; }
+  void resize(size_t n) { size_ = n; }  // only to shrink what extend() reserved
+  std::string_view view() const { return std::string_view(bytes_.get(), size_); }
+  char* data() { return bytes_.get(); }
+  // A huge row's buffer is not kept for the rest of the thread's life.
+  void trim() {
+    if (capacity_ > kKeptScratch) *this = ScratchBytes();
+  }
+
+ private:
+  void grow(size_t at_least) {
+    size_t capacity = std::max<size_t>({at_least, 2 * capacity_, 256});
+    std::unique_ptr<char[]> bytes(new char[capacity]);
+    if (size_ > 0) std::memcpy(bytes.get(), bytes_.get(), size_);
+    bytes_ = std::move(bytes);
+    capacity_ = capacity;
+  }
+  std::unique_ptr<char[]> bytes_;
+  size_t size_ = 0, capacity_ = 0;
+};
+
+// Per-thread scratch space of evaluate_tuple, reused; one thread_local object (each costs a lookup call in
+// a shared library).
+struct Scratch {
+  rules::Row row;          // the new row as the rules see it (see row_of)
+  rules::SourceTable table;
+  ScratchBytes puts;       // RowPuts' bytes, copied out once complete
+  ScratchBytes refs;       // encoded (bucket, table, id) references of the PUTs
+};
+
 // The new row as a rules::Row. One per thread, reused: its column names are set once per layout and its
 // values are copy-assigned, which reuses their buffers (no allocation per row for the row or its values).
-rules::Row& row_of(const RelationInfo& rel, const wire::Tuple& t) {
-  thread_local rules::Row row;
+rules::Row& row_of(rules::Row& row, const RelationInfo& rel, const wire::Tuple& t) {
   const size_t n = std::min(rel.columns.size(), t.values.size());
   if (row.size() != n) row.resize(n);
   for (size_t i = 0; i < n; ++i) {
@@ -72,17 +121,16 @@ void trim_scratch_row(rules::Row& row) {
 // once at the end with their final sizes.
 class PutCollector final : public rules::RowSink {
  public:
-  PutCollector(std::string& puts, std::string& refs, std::vector<std::string>& warnings, const RelationInfo& rel)
+  PutCollector(ScratchBytes& puts, ScratchBytes& refs, std::vector<std::string>& warnings, const RelationInfo& rel)
       : puts_(puts), refs_(refs), warnings_(warnings), rel_(rel) {}
   void put(std::string_view bucket, std::string_view table, std::string_view id, std::string_view data) override {
-    const uint32_t checksum = protocol::put_checksum(table, id, data);
-    wire::Writer p(puts_);
-    p.u32(checksum);
-    p.str(data);
-    wire::Writer r(refs_);
-    r.str(bucket);
-    r.str(table);
-    r.str(id);
+    char* p = puts_.extend(8 + data.size());
+    puts_.put_u32(p, protocol::put_checksum(table, id, data));
+    puts_.put_str(p, data);
+    char* r = refs_.extend(12 + bucket.size() + table.size() + id.size());
+    refs_.put_str(r, bucket);
+    refs_.put_str(r, table);
+    refs_.put_str(r, id);
     ++count_;
   }
   void error(std::string message) override {
@@ -91,8 +139,8 @@ class PutCollector final : public rules::RowSink {
   size_t count() const { return count_; }
 
  private:
-  std::string& puts_;
-  std::string& refs_;
+  ScratchBytes& puts_;
+  ScratchBytes& refs_;
   std::vector<std::string>& warnings_;
   const RelationInfo& rel_;
   size_t count_ = 0;
@@ -121,28 +169,36 @@ void evaluate_parameters(const rules::SyncRules& rules, const rules::SourceTable
 // Evaluates the complete new row `tuple` of source table `t` into `out`.
 void evaluate_tuple(const rules::SyncRules& rules, const SourceTable& t, const RelationInfo& rel,
                     const wire::Tuple& tuple, ChangeEvaluation& out) {
-  rules::Row& row = row_of(rel, tuple);
-  thread_local rules::SourceTable st;
+  thread_local Scratch scratch;
+  rules::Row& row = row_of(scratch.row, rel, tuple);
+  rules::SourceTable& st = scratch.table;
   st.schema = rel.schema;
   st.name = rel.name;
-  thread_local std::string puts, refs;
-  puts.assign(2, '\0');
-  append_subkey(puts, t.id, *out.keys.after);
-  const uint16_t subkey_size = static_cast<uint16_t>(puts.size() - 2);
-  std::memcpy(puts.data(), &subkey_size, 2);
-  refs.clear();
+  scratch.puts.clear();
+  scratch.refs.clear();
+  const std::string& key = *out.keys.after;
+  char* p = scratch.puts.extend(2 + 12 + 2 * key.size());  // u16 size | table id (at most 11) '/' hex key
+  char* subkey = p + 2;
+  p = std::to_chars(subkey, subkey + 11, t.id).ptr;
+  *p++ = '/';
+  for (unsigned char c : key) {
+    *p++ = kHex[c >> 4];
+    *p++ = kHex[c & 15];
+  }
+  const uint16_t subkey_size = static_cast<uint16_t>(p - subkey);
+  std::memcpy(scratch.puts.data(), &subkey_size, 2);
+  scratch.puts.resize(2 + subkey_size);
   if (rules.is_data_table(st)) {
-    PutCollector collector(puts, refs, out.warnings, rel);
+    PutCollector collector(scratch.puts, scratch.refs, out.warnings, rel);
     rules.evaluate_row(st, row, collector);
     out.now.reserve(collector.count());
-    std::string_view pending = refs;
-    wire::Reader r(pending);
+    wire::Reader r(scratch.refs.view());
     for (size_t i = 0; i < collector.count(); ++i) {
       std::string_view bucket = r.str(), table = r.str(), id = r.str();
       out.now.add(bucket, table, id);
     }
   }
-  out.puts.assign(std::string(puts));
+  out.puts.assign(std::string(scratch.puts.view()));
   if (rules.is_parameter_table(st)) evaluate_parameters(rules, st, row, rel, out);
   out.lookup_list = wire::encode_strings(out.lookups);
   // The image only serves the unchanged-TOAST markers of the row's next update, and only a value stored
@@ -150,8 +206,8 @@ void evaluate_tuple(const rules::SyncRules& rules, const SourceTable& t, const R
   if (t.identity != 'f' && tuple.out_of_line) out.image = wire::encode_row_image(row);
   out.evaluated = true;
   trim_scratch_row(row);
-  if (puts.capacity() > kKeptScratch) std::string().swap(puts);
-  if (refs.capacity() > kKeptScratch) std::string().swap(refs);
+  scratch.puts.trim();
+  scratch.refs.trim();
 }
 
 }  // namespace

@@ -261,15 +261,25 @@ bool write_clean_json(const Fields& fields, std::string& json, const Value*& id)
   return true;
 }
 
+// Per-thread scratch space of evaluate_data_query, reused (evaluation is not re-entrant): no allocation
+// per row once warm. One thread_local object: in a shared library each thread_local costs a lookup call.
+struct Scratch {
+  std::vector<Value> computed;      // computed output values (Field::value points here)
+  std::vector<Field> field_buffer;  // the output row's fields
+  std::vector<Value> owned;         // bucket parameter values of general WHERE clauses
+  std::vector<const Value*> params;
+  std::string data, id_text, bucket;
+};
+
 // Applies the SELECT list (reference semantics: a later explicit column overwrites in place, `*`
 // never replaces a set value unless it is NULL and skips `_` columns; absent plain columns are
-// omitted) and writes the row JSON. Returns the object id: a view of the row's TEXT value, or of
-// `id_text` (a reused buffer).
-std::string_view write_output(const DataQuery& q, const Row& row, const EvalContext& ctx, std::string& json,
-                              std::string& id_text) {
-  // Per-thread scratch space: evaluation is not re-entrant, and this saves two allocations per row.
-  thread_local std::vector<Value> computed;
-  thread_local std::vector<Field> field_buffer;
+// omitted) and writes the row JSON into scratch.data. Returns the object id: a view of the row's TEXT
+// value, or of scratch.id_text.
+std::string_view write_output(const DataQuery& q, const Row& row, const EvalContext& ctx, Scratch& scratch) {
+  std::vector<Value>& computed = scratch.computed;
+  std::vector<Field>& field_buffer = scratch.field_buffer;
+  std::string& json = scratch.data;
+  std::string& id_text = scratch.id_text;
   computed.clear();
   computed.reserve(q.columns.size());  // stable addresses for Field::value
   if (field_buffer.size() < row.size() + q.columns.size()) field_buffer.resize(row.size() + q.columns.size());
@@ -424,22 +434,19 @@ void evaluate_data_query(const DataQuery& q, const SourceTable& table, const Row
   }
   EvalContext ctx;
   ctx.row = source;
-  // Evaluation is not re-entrant: reuse the buffers.
-  thread_local std::vector<Value> owned;
-  thread_local std::vector<const Value*> params;
-  Value scratch;
-  const size_t count = bucket_values(q, ctx, owned, params, scratch);
+  thread_local Scratch scratch;
+  Value equals_value;
+  const size_t count = bucket_values(q, ctx, scratch.owned, scratch.params, equals_value);
   if (count == 0) return;
   const size_t n = q.bucket_parameters.size();
-  thread_local std::string data, id_text, bucket;
-  const std::string_view id = write_output(q, *source, ctx, data, id_text);  // may throw: nothing handed out yet
+  const std::string_view id = write_output(q, *source, ctx, scratch);  // may throw: nothing handed out yet
   const std::string& table_name = q.output_name.empty() ? table.name : q.output_name;
   for (size_t a = 0; a < count; ++a) {
-    bucket_id_of(options.bucket_prefix, definition, params.data() + a * n, n, bucket);
-    sink.put(bucket, table_name, id, data);
+    bucket_id_of(options.bucket_prefix, definition, scratch.params.data() + a * n, n, scratch.bucket);
+    sink.put(scratch.bucket, table_name, id, scratch.data);
   }
   // A huge row's buffer is not kept for the rest of the thread's life.
-  if (data.capacity() > kKeptScratch) std::string().swap(data);
+  if (scratch.data.capacity() > kKeptScratch) std::string().swap(scratch.data);
 }
 
 }  // namespace powersync::rules::detail
