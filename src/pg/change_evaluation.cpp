@@ -168,7 +168,7 @@ void evaluate_parameters(const rules::SyncRules& rules, const rules::SourceTable
 
 // Evaluates the complete new row `tuple` of source table `t` into `out`.
 void evaluate_tuple(const rules::SyncRules& rules, const SourceTable& t, const RelationInfo& rel,
-                    const wire::Tuple& tuple, ChangeEvaluation& out) {
+                    const wire::Tuple& tuple, ChangeEvaluation& out, PutArena* arena) {
   thread_local Scratch scratch;
   rules::Row& row = row_of(scratch.row, rel, tuple);
   rules::SourceTable& st = scratch.table;
@@ -176,6 +176,7 @@ void evaluate_tuple(const rules::SyncRules& rules, const SourceTable& t, const R
   st.name = rel.name;
   scratch.puts.clear();
   scratch.refs.clear();
+  scratch.refs.extend(4);  // the count, set below
   const std::string& key = *out.keys.after;
   char* p = scratch.puts.extend(2 + 12 + 2 * key.size());  // u16 size | table id (at most 11) '/' hex key
   char* subkey = p + 2;
@@ -191,14 +192,13 @@ void evaluate_tuple(const rules::SyncRules& rules, const SourceTable& t, const R
   if (rules.is_data_table(st)) {
     PutCollector collector(scratch.puts, scratch.refs, out.warnings, rel);
     rules.evaluate_row(st, row, collector);
-    out.now.reserve(collector.count());
-    wire::Reader r(scratch.refs.view());
-    for (size_t i = 0; i < collector.count(); ++i) {
-      std::string_view bucket = r.str(), table = r.str(), id = r.str();
-      out.now.add(bucket, table, id);
+    if (collector.count() > 0) {
+      const uint32_t count = static_cast<uint32_t>(collector.count());
+      std::memcpy(scratch.refs.data(), &count, 4);
+      out.now = wire::BucketRefList(std::string(scratch.refs.view()));
     }
   }
-  out.puts.assign(std::string(scratch.puts.view()));
+  out.puts.assign(scratch.puts.view(), arena);
   if (rules.is_parameter_table(st)) evaluate_parameters(rules, st, row, rel, out);
   out.lookup_list = wire::encode_strings(out.lookups);
   // The image only serves the unchanged-TOAST markers of the row's next update, and only a value stored
@@ -245,13 +245,21 @@ std::string subkey_of(int32_t table_id, const std::string& source_key) {
   return s;
 }
 
+void PutArena::grow(size_t at_least) {
+  const size_t size = std::max<size_t>(at_least, 64 * 1024);
+  blocks_.push_back(std::unique_ptr<char[]>(new char[size]));
+  next_ = blocks_.back().get();
+  left_ = size;
+}
+
 bool has_unchanged(const wire::Tuple& t) {
   for (bool u : t.unchanged)
     if (u) return true;
   return false;
 }
 
-void evaluate_change(const rules::SyncRules& rules, const SourceTable& t, const RowChange& c, ChangeEvaluation& out) {
+void evaluate_change(const rules::SyncRules& rules, const SourceTable& t, const RowChange& c, ChangeEvaluation& out,
+                     PutArena& arena) {
   const RelationInfo& rel = *c.relation;
   const std::vector<std::string>& key_cols = t.identity == 'f' ? rel.columns : t.identity_columns;
   Keys& k = out.keys;
@@ -261,7 +269,8 @@ void evaluate_change(const rules::SyncRules& rules, const SourceTable& t, const 
   // The new row as the rules see it: the new tuple itself unless it has unchanged-TOAST columns (then a
   // copy, completed from the old row when that is complete: REPLICA IDENTITY FULL).
   const wire::Tuple* row = &c.new_tuple;
-  if (has_unchanged(c.new_tuple)) {
+  bool unchanged = has_unchanged(c.new_tuple);
+  if (unchanged) {
     k.merged = c.new_tuple;
     if (c.old_kind == 'o') {
       for (size_t i = 0; i < k.merged.values.size() && i < c.old_tuple.values.size(); ++i)
@@ -271,15 +280,16 @@ void evaluate_change(const rules::SyncRules& rules, const SourceTable& t, const 
         }
     }
     row = &k.merged;
+    unchanged = has_unchanged(k.merged);
   }
   k.after = source_key_of(rel, *row, key_cols);
   if (c.kind == RowChange::Kind::Update && !k.before && !key_cols.empty()) k.before = k.after;
-  if (!has_unchanged(*row)) evaluate_tuple(rules, t, rel, *row, out);
+  if (!unchanged) evaluate_tuple(rules, t, rel, *row, out, &arena);
 }
 
 void evaluate_new_row(const rules::SyncRules& rules, const SourceTable& t, const RelationInfo& rel,
                       ChangeEvaluation& out) {
-  evaluate_tuple(rules, t, rel, out.keys.merged, out);
+  evaluate_tuple(rules, t, rel, out.keys.merged, out, nullptr);
 }
 
 }  // namespace powersync::pg

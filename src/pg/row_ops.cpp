@@ -67,8 +67,9 @@ struct ChangePass {
   };
   std::vector<RowChange> changes;
   std::vector<Item> items;
+  PutArena puts;  // the items' PUT data and checksums
   void evaluate() {
-    for (Item& i : items) evaluate_change(*i.version->rules, *i.table, *i.change, i.eval);
+    for (Item& i : items) evaluate_change(*i.version->rules, *i.table, *i.change, i.eval, puts);
   }
 };
 

@@ -68,7 +68,9 @@ double run(const rules::SyncRules& sync_rules, const pg::SourceTable& table, con
     std::vector<pg::RowChange> changes = make_changes(rel, static_cast<int64_t>(done) + 1, pass_size, update);
     double start = cpu_seconds();
     auto evaluations = std::make_unique<std::vector<pg::ChangeEvaluation>>(pass_size);
-    for (size_t i = 0; i < pass_size; ++i) pg::evaluate_change(sync_rules, table, changes[i], (*evaluations)[i]);
+    auto arena = std::make_unique<pg::PutArena>();
+    for (size_t i = 0; i < pass_size; ++i)
+      pg::evaluate_change(sync_rules, table, changes[i], (*evaluations)[i], *arena);
     for (const auto& e : *evaluations) {
       pg::for_each_put(e, [&](const powersync::pg::wire::BucketRefView&, std::string_view data, uint32_t checksum) {
         ++totals.puts;
@@ -78,6 +80,7 @@ double run(const rules::SyncRules& sync_rules, const pg::SourceTable& table, con
       totals.bytes += e.now.bytes().size() + e.puts.subkey().size();
     }
     evaluations.reset();
+    arena.reset();
     spent += cpu_seconds() - start;
   }
   return spent;

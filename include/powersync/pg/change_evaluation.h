@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,8 +15,28 @@
 
 namespace powersync::pg {
 
-// An evaluated row's subkey and its PUTs' JSON data and checksums, in one buffer: one allocation per row
-// instead of one per string and list. Layout: u16 subkey size | subkey | per PUT: u32 checksum | u32 size | data.
+// Bytes of a pass's RowPuts: copied into 64 KiB blocks that live as long as the pass, so that a row's
+// PUTs cost no allocation (and no free) of their own.
+class PutArena {
+ public:
+  std::string_view copy(std::string_view bytes) {
+    if (bytes.size() > left_) grow(bytes.size());
+    char* p = next_;
+    std::memcpy(p, bytes.data(), bytes.size());
+    next_ += bytes.size();
+    left_ -= bytes.size();
+    return std::string_view(p, bytes.size());
+  }
+
+ private:
+  void grow(size_t at_least);
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  char* next_ = nullptr;
+  size_t left_ = 0;
+};
+
+// An evaluated row's subkey and its PUTs' JSON data and checksums, in one piece (in a PutArena, or owned
+// when evaluated outside a pass). Layout: u16 subkey size | subkey | per PUT: u32 checksum | u32 size | data.
 class RowPuts {
  public:
   struct Put {
@@ -25,7 +46,7 @@ class RowPuts {
   // Reads the PUTs in the order they were added.
   class Cursor {
    public:
-    explicit Cursor(const RowPuts& puts) : at_(puts.bytes_.data() + puts.puts_at()) {}
+    explicit Cursor(const RowPuts& puts) : at_(puts.bytes().data() + puts.puts_at()) {}
     Put next() {
       uint32_t checksum, size;
       std::memcpy(&checksum, at_, 4);
@@ -40,18 +61,23 @@ class RowPuts {
   };
 
   std::string_view subkey() const {
-    return bytes_.empty() ? std::string_view() : std::string_view(bytes_.data() + 2, puts_at() - 2);
+    std::string_view b = bytes();
+    return b.empty() ? std::string_view() : b.substr(2, puts_at() - 2);
   }
-  // Takes the bytes built by RowPutsBuilder.
-  void assign(std::string bytes) { bytes_ = std::move(bytes); }
+  void assign(std::string_view bytes, PutArena* arena) {
+    if (arena) arena_bytes_ = arena->copy(bytes);
+    else owned_ = std::string(bytes);
+  }
 
  private:
+  std::string_view bytes() const { return arena_bytes_.empty() ? std::string_view(owned_) : arena_bytes_; }
   size_t puts_at() const {
     uint16_t n;
-    std::memcpy(&n, bytes_.data(), 2);
+    std::memcpy(&n, bytes().data(), 2);
     return 2 + size_t{n};
   }
-  std::string bytes_;
+  std::string_view arena_bytes_;  // in the pass's PutArena
+  std::string owned_;             // or here (evaluate_new_row)
 };
 
 struct ChangeEvaluation {
@@ -82,7 +108,9 @@ void for_each_put(const ChangeEvaluation& e, F&& f) {
 // evaluates it. Reads only its arguments (t: id, identity and identity columns; c: relation and tuples).
 // keys.merged is only filled for a new row with unchanged-TOAST values (the complete row otherwise is
 // c.new_tuple).
-void evaluate_change(const rules::SyncRules& rules, const SourceTable& t, const RowChange& c, ChangeEvaluation& out);
+// The PUTs' bytes go into `arena`, which must outlive `out`.
+void evaluate_change(const rules::SyncRules& rules, const SourceTable& t, const RowChange& c, ChangeEvaluation& out,
+                     PutArena& arena);
 
 // Evaluates the complete new row in out.keys.merged into `out`.
 void evaluate_new_row(const rules::SyncRules& rules, const SourceTable& t, const RelationInfo& rel,

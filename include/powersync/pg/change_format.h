@@ -230,6 +230,12 @@ void for_each_bucket_ref(std::string_view bytes, F&& f) {
 class BucketRefList {
  public:
   BucketRefList() : bytes_(empty_list()) {}
+  // A list encoded in one piece elsewhere (the format above: u32 count | references).
+  explicit BucketRefList(std::string encoded) {
+    if (encoded.size() < 4) return;  // not a list: stays empty
+    std::memcpy(&count_, encoded.data(), 4);
+    bytes_ = std::move(encoded);
+  }
   void reserve(size_t refs) { bytes_.reserve(4 + refs * 64); }
   void add(std::string_view bucket, std::string_view table, std::string_view id) {
     Writer w(bytes_);
