@@ -29,20 +29,18 @@ std::string random_key() {
   return key;
 }
 
-// "<table id>/<source key in hex>"
 constexpr char kHex[] = "0123456789abcdef";
 
-void append_subkey(std::string& out, int32_t table_id, std::string_view source_key) {
-  char digits[16];
-  out.append(digits, static_cast<size_t>(std::to_chars(digits, digits + sizeof digits, table_id).ptr - digits));
-  out.push_back('/');
-  const size_t at = out.size();
-  out.resize(at + 2 * source_key.size());
-  char* p = out.data() + at;
+// Writes the subkey "<table id>/<source key in hex>" at `p` (room for subkey_room(key) bytes); returns its end.
+size_t subkey_room(std::string_view source_key) { return 12 + 2 * source_key.size(); }  // an int32 has <= 11 chars
+char* write_subkey(char* p, int32_t table_id, std::string_view source_key) {
+  p = std::to_chars(p, p + 11, table_id).ptr;
+  *p++ = '/';
   for (unsigned char c : source_key) {
     *p++ = kHex[c >> 4];
     *p++ = kHex[c & 15];
   }
+  return p;
 }
 
 // Values kept in the per-thread scratch row and buffers up to this size; larger ones are let go after use.
@@ -177,26 +175,16 @@ void evaluate_tuple(const rules::SyncRules& rules, const SourceTable& t, const R
   scratch.puts.clear();
   scratch.refs.clear();
   scratch.refs.extend(4);  // the count, set below
-  const std::string& key = *out.keys.after;
-  char* p = scratch.puts.extend(2 + 12 + 2 * key.size());  // u16 size | table id (at most 11) '/' hex key
-  char* subkey = p + 2;
-  p = std::to_chars(subkey, subkey + 11, t.id).ptr;
-  *p++ = '/';
-  for (unsigned char c : key) {
-    *p++ = kHex[c >> 4];
-    *p++ = kHex[c & 15];
-  }
-  const uint16_t subkey_size = static_cast<uint16_t>(p - subkey);
+  char* subkey = scratch.puts.extend(2 + subkey_room(*out.keys.after)) + 2;  // u16 size | subkey
+  const uint16_t subkey_size = static_cast<uint16_t>(write_subkey(subkey, t.id, *out.keys.after) - subkey);
   std::memcpy(scratch.puts.data(), &subkey_size, 2);
   scratch.puts.resize(2 + subkey_size);
-  if (rules.is_data_table(st)) {
-    PutCollector collector(scratch.puts, scratch.refs, out.warnings, rel);
-    rules.evaluate_row(st, row, collector);
-    if (collector.count() > 0) {
-      const uint32_t count = static_cast<uint32_t>(collector.count());
-      std::memcpy(scratch.refs.data(), &count, 4);
-      out.now = wire::BucketRefList(std::string(scratch.refs.view()));
-    }
+  PutCollector collector(scratch.puts, scratch.refs, out.warnings, rel);
+  rules.evaluate_row(st, row, collector);  // nothing for a table no data query reads
+  if (collector.count() > 0) {
+    const uint32_t count = static_cast<uint32_t>(collector.count());
+    std::memcpy(scratch.refs.data(), &count, 4);
+    out.now = wire::BucketRefList(std::string(scratch.refs.view()));
   }
   out.puts.assign(scratch.puts.view(), arena);
   if (rules.is_parameter_table(st)) evaluate_parameters(rules, st, row, rel, out);
@@ -240,8 +228,8 @@ std::string source_key_of(const RelationInfo& rel, const wire::Tuple& tuple, con
 }
 
 std::string subkey_of(int32_t table_id, const std::string& source_key) {
-  std::string s;
-  append_subkey(s, table_id, source_key);
+  std::string s(subkey_room(source_key), '\0');
+  s.resize(static_cast<size_t>(write_subkey(s.data(), table_id, source_key) - s.data()));
   return s;
 }
 
