@@ -22,15 +22,6 @@ extern "C" {
 
 namespace powersync::pg {
 
-void put_u8(StringInfo out, uint8 v) { appendStringInfoCharMacro(out, static_cast<char>(v)); }
-void put_u16(StringInfo out, uint16 v) { appendBinaryStringInfo(out, reinterpret_cast<const char*>(&v), 2); }
-void put_u32(StringInfo out, uint32 v) { appendBinaryStringInfo(out, reinterpret_cast<const char*>(&v), 4); }
-void put_u64(StringInfo out, uint64 v) { appendBinaryStringInfo(out, reinterpret_cast<const char*>(&v), 8); }
-void put_str(StringInfo out, const char* s, size_t len) {
-  put_u32(out, static_cast<uint32>(len));
-  appendBinaryStringInfo(out, s, static_cast<int>(len));
-}
-
 namespace {
 
 SyncKind kind_of(Oid typid) {
