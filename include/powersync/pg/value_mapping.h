@@ -49,6 +49,13 @@ struct ColumnMapping {
   Oid typid;
   SyncKind kind;
   FmgrInfo output;  // valid for SyncKind::Output; lives in the memory context current at init
+  // SyncKind::Array: the element type, its storage, its category and (category Output) its output function
+  Oid elemtype;
+  int16 elmlen;
+  bool elmbyval;
+  char elmalign;
+  SyncKind elem_kind;
+  FmgrInfo elem_output;
 };
 void init_column_mapping(ColumnMapping* m, Oid typid);
 void append_column_value(StringInfo out, ColumnMapping* m, Datum value, bool isnull);
