@@ -74,6 +74,8 @@ $(BUILD)/libpowersync_core.a: $(CORE_OBJS)
 UNIT_SRCS := $(sort $(wildcard test/unit/*.cpp))
 $(BUILD)/unit_tests: $(UNIT_SRCS:%.cpp=$(BUILD)/obj/%.o) $(BUILD)/libpowersync_core.a
 	$(CXX) $(PS_CXXFLAGS) -o $@ $^ $(CORE_LIBS) $(GTEST_LIBS)
+# The replication worker's evaluation thread has no Postgres dependency: unit-tested with the core.
+$(BUILD)/unit_tests: $(BUILD)/obj/src/pg/evaluation_thread.o
 
 CONF_SRCS := $(sort $(wildcard test/conformance/*.cpp))
 $(BUILD)/conformance: $(CONF_SRCS:%.cpp=$(BUILD)/obj/%.o) $(BUILD)/libpowersync_core.a

@@ -84,10 +84,12 @@ void Replicator::handle_relation(RelationInfo rel) {
   relations_[relid] = std::move(rel);  // same node: pending changes were applied before this
 }
 
-void Replicator::apply_pending(std::vector<RowChange>& changes) {
-  if (changes.empty()) return;
-  apply_changes(changes);
+// Queues the changes as a pass (applying the one before, see apply_changes); `drain`: applies them all
+// now, for what needs the main thread's state up to here (a relation message, TRUNCATE, the round's end).
+void Replicator::apply_pending(std::vector<RowChange>& changes, bool drain) {
+  if (!changes.empty()) apply_changes(std::move(changes), nullptr, drain);
   changes.clear();
+  if (drain) drain_changes();
   if (batch_.pending() >= kFlushRecords) batch_.flush();
 }
 
@@ -141,8 +143,9 @@ Replicator::RoundRead Replicator::apply_messages(MessageSource& messages) {
     return AllocSetContextCreate(CurrentMemoryContext, "powersync round batch", ALLOCSET_DEFAULT_SIZES);
   });
   MemoryContextSwitchTo(batch_ctx);
-  auto apply_batch = [&](std::vector<RowChange>& changes) {
-    apply_pending(changes);
+  ChangesScope scope{*this};
+  auto apply_batch = [&](std::vector<RowChange>& changes, bool drain = true) {
+    apply_pending(changes, drain);
     MemoryContextSwitchTo(batch_ctx);  // SPI calls return in their procedure context
     MemoryContextReset(batch_ctx);
   };
@@ -165,7 +168,7 @@ Replicator::RoundRead Replicator::apply_messages(MessageSource& messages) {
         break;
       case 'C':
         read.last_commit_end = r.u64();
-        if (pending.size() >= kApplyChunk) apply_batch(pending);
+        if (pending.size() >= kApplyChunk) apply_batch(pending, false);
         break;
       case 'R': {
         apply_batch(pending);  // pending changes point at the current description
@@ -186,7 +189,7 @@ Replicator::RoundRead Replicator::apply_messages(MessageSource& messages) {
         }
         if (kind != 'D') c.new_tuple = wire::read_tuple(r);
         pending.push_back(std::move(c));
-        if (pending.size() >= kApplyChunk * 4) apply_batch(pending);
+        if (pending.size() >= kApplyChunk * 4) apply_batch(pending, false);
         break;
       }
       case 'T': {

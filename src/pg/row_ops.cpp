@@ -8,8 +8,12 @@
 extern "C" {
 #include "postgres.h"
 #include "catalog/pg_type.h"
+#include "storage/ipc.h"
+#include "utils/guc.h"
 }
 
+#include "powersync/pg/change_evaluation.h"
+#include "powersync/pg/evaluation_thread.h"
 #include "powersync/pg/replication.h"
 #include "powersync/pg/spi.h"
 #include "powersync/pg/worker_log.h"
@@ -33,28 +37,13 @@ int column_index(const RelationInfo& rel, const std::string& name) {
 }
 
 std::string random_key() {
-  static std::mt19937_64 rng{std::random_device{}()};
+  thread_local std::mt19937_64 rng{std::random_device{}()};  // keys are computed on the evaluation thread too
   std::string key(16, '\0');
   for (int i = 0; i < 16; i += 8) {
     uint64_t r = rng();
     memcpy(&key[i], &r, 8);
   }
   return key;
-}
-
-// Moves the tuple's values into the row (the tuple keeps its flags, not its values).
-rules::Row to_row(const RelationInfo& rel, wire::Tuple& t) {
-  rules::Row row;
-  row.reserve(rel.columns.size());
-  for (size_t i = 0; i < rel.columns.size() && i < t.values.size(); ++i)
-    row.push_back({rel.columns[i], std::move(t.values[i])});
-  return row;
-}
-
-bool has_unchanged(const wire::Tuple& t) {
-  for (bool u : t.unchanged)
-    if (u) return true;
-  return false;
 }
 
 // Fills unchanged-TOAST columns from a stored row image (by column name).
@@ -111,26 +100,6 @@ std::string subkey_of(int32_t table_id, const std::string& source_key) {
 
 namespace {
 
-Keys keys_of(const SourceTable& t, const RowChange& c) {
-  const RelationInfo& rel = *c.relation;
-  const std::vector<std::string>& key_cols = t.identity == 'f' ? rel.columns : t.identity_columns;
-  Keys k;
-  if (c.kind != RowChange::Kind::Insert && c.old_kind != 'n' && !key_cols.empty())
-    k.before = source_key_of(rel, c.old_tuple, key_cols);
-  if (c.kind == RowChange::Kind::Delete) return k;
-  k.merged = c.new_tuple;
-  if (c.old_kind == 'o') {  // REPLICA IDENTITY FULL: the old row is complete
-    for (size_t i = 0; i < k.merged.values.size() && i < c.old_tuple.values.size(); ++i)
-      if (k.merged.unchanged[i]) {
-        k.merged.values[i] = c.old_tuple.values[i];
-        k.merged.unchanged[i] = false;
-      }
-  }
-  k.after = source_key_of(rel, k.merged, key_cols);
-  if (c.kind == RowChange::Kind::Update && !k.before && !key_cols.empty()) k.before = k.after;
-  return k;
-}
-
 void add_remove(ChangeBatch& batch, int64_t version, const wire::BucketRefView& ref, const std::string& subkey) {
   batch.add_op(PendingRecord::Kind::Remove, version, ref.bucket, ref.table, ref.id, subkey, {},
                protocol::remove_checksum(subkey));
@@ -144,54 +113,159 @@ bool contains(const std::vector<std::string>& v, std::string_view x) {
 
 }  // namespace
 
-// Resolves each change's source table per version, computes its keys once, loads the current_data
-// rows of all those keys in one probe pass, then applies the changes in order.
-void Replicator::apply_changes(const std::vector<RowChange>& changes, RuleVersion* only) {
+// A pass of changes: each change paired with every source table (per rule version) it reaches, and
+// what the rules make of it. The pairing needs the catalog (main thread); the evaluation is pure.
+struct ChangePass {
   struct Item {
     RuleVersion* version;
     SourceTable* table;
     const RowChange* change;
-    Keys keys;
+    ChangeEvaluation eval;
   };
+  std::vector<RowChange> changes;
   std::vector<Item> items;
-  items.reserve(changes.size());
-  for (const RowChange& c : changes)
+  void evaluate() {
+    for (Item& i : items) evaluate_change(*i.version->rules, *i.table, *i.change, i.eval);
+  }
+};
+
+namespace {
+
+EvaluationThread evaluation_thread;
+
+// Frees an applied pass's decoded changes (allocated by the main thread, which frees them fastest); its
+// items' change pointers dangle from here on, the pass is only freed after this.
+void release_changes(ChangePass& pass) { std::vector<RowChange>().swap(pass.changes); }
+
+void stop_evaluation_thread(int, Datum) { evaluation_thread.stop(); }
+
+}  // namespace
+
+bool evaluation_thread_enabled = true;
+
+void define_evaluation_thread_setting() {
+  DefineCustomBoolVariable("powersync.evaluation_thread",
+                           "Evaluates sync rules and op checksums on a second thread of the replication worker.",
+                           "Off: the worker evaluates every change on its main thread, between its Postgres work.",
+                           &evaluation_thread_enabled, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+}
+
+Replicator::Replicator(std::string slot_name) : slot_(std::move(slot_name)) {}
+
+Replicator::~Replicator() { abandon_changes(); }
+
+// Queues a pass. With the evaluation thread, its rules run there while the main thread applies the
+// pass before it (and then reads the next one): passes are applied strictly in order, so op ids and
+// checksums come out as with inline evaluation. Everything that reads main-thread state (current_data,
+// copied chunks, op ids) happens at apply time. Whatever the thread reads (versions_, their tables,
+// relations_) changes only at drain points: relation messages, TRUNCATE, the end of a round or chunk.
+void Replicator::apply_changes(std::vector<RowChange> changes, RuleVersion* only, bool last) {
+  auto pass = std::make_unique<ChangePass>();
+  pass->changes = std::move(changes);
+  pass->items.reserve(pass->changes.size());
+  for (const RowChange& c : pass->changes)
     for (auto& [id, v] : versions_) {
       if (only && only != &v) continue;
       SourceTable* t = only ? &only->tables.at(c.relation->relid) : source_table_for(v, *c.relation);
-      if (!t) continue;
-      items.push_back({&v, t, &c, keys_of(*t, c)});
-      Keys& k = items.back().keys;
-      // Rows that must be new skip the current_data probe: a stream INSERT into a table keyed by a primary
-      // key or unique replica-identity index, committed after the table's copy ended (the copy cannot have
-      // seen it, and an earlier delete or key change of that key committed and was applied first), and
-      // rows copied into a fresh snapshot. Should a row
-      // exist after all (a deferrable key, a row the copy read twice), the insert fails on the primary key,
-      // the round is retried, and ChangeBatch::probe_everything keeps probing from then on.
-      bool unique_key = (t->identity == 'd' || t->identity == 'i') && !t->identity_columns.empty();
-      if (c.from_snapshot) k.after_is_new = t->snapshot_fresh;
-      else {
-        t->snapshot_fresh = false;
-        k.after_is_new = c.kind == RowChange::Kind::Insert && unique_key && t->snapshot_done &&
-                         c.commit_lsn > t->snapshot_lsn;
-      }
-      if (ChangeBatch::probe_everything) k.after_is_new = false;
+      if (t) pass->items.push_back({&v, t, &c, {}});
     }
-  batch_.reserve(items.size());
-  std::vector<std::pair<int32_t, std::string>> wanted;
-  wanted.reserve(items.size());
-  for (const Item& i : items) {
-    if (i.table->identity == 'n' || (i.table->identity_columns.empty() && i.table->identity != 'f')) continue;
-    if (i.keys.before) wanted.emplace_back(i.table->id, *i.keys.before);
-    if (i.keys.after && i.keys.after != i.keys.before && !i.keys.after_is_new)
-      wanted.emplace_back(i.table->id, *i.keys.after);
+  // The last pass before a drain with nothing on the thread could overlap with nothing (a round of a
+  // few transactions): handing it over would only add the hand-off and cross-core cache misses.
+  if (!evaluation_thread_enabled || (last && !evaluating_)) {
+    drain_changes();
+    pass->evaluate();
+    apply_pass(*pass);
+    return;
   }
-  batch_.prefetch(wanted);
-  for (Item& i : items) apply_change(*i.version, *i.table, *i.change, std::move(i.keys));
+  std::unique_ptr<ChangePass> previous;
+  if (evaluating_) {
+    evaluation_thread.wait();
+    previous = std::move(evaluating_);
+  }
+  static bool exit_hook = false;
+  if (!exit_hook) {
+    pg_call([] { before_shmem_exit(stop_evaluation_thread, 0); });
+    exit_hook = true;
+  }
+  // Applied passes are freed by the thread: their results come from its malloc arena, and freeing them
+  // on the main thread cost it ~8 % (a free into another thread's arena takes that arena's lock). The
+  // decoded changes come from the main thread's arena: it frees them itself (see release_changes).
+  ChangePass* next = pass.get();
+  ChangePass* applied = applied_.get();
+  evaluation_thread.submit([next, applied] {
+    delete applied;
+    next->evaluate();
+  });
+  applied_.release();
+  evaluating_ = std::move(pass);
+  if (previous) {
+    apply_pass(*previous);
+    release_changes(*previous);
+    applied_ = std::move(previous);
+  }
 }
 
-void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c, Keys k) {
+// Applies the pass still on the evaluation thread, if any; the thread frees it (and the one before).
+void Replicator::drain_changes() {
+  if (!evaluating_) return;
+  evaluation_thread.wait();
+  apply_pass(*evaluating_);
+  release_changes(*evaluating_);
+  ChangePass* applied[2] = {applied_.get(), evaluating_.get()};
+  evaluation_thread.submit([applied] {
+    delete applied[0];
+    delete applied[1];
+  });
+  applied_.release();
+  evaluating_.release();
+}
+
+// Unwinding (an error in the round, or the Replicator going away): the thread must be done with the
+// pass before its inputs die; its results are not wanted (the round is retried).
+void Replicator::abandon_changes() noexcept {
+  evaluation_thread.abandon();
+  evaluating_.reset();
+  applied_.reset();
+}
+
+// Decides which rows skip the current_data probe, loads the current_data rows of all the pass's keys
+// in one probe pass, then applies the changes in order.
+void Replicator::apply_pass(ChangePass& pass) {
+  for (ChangePass::Item& i : pass.items) {
+    const RowChange& c = *i.change;
+    SourceTable* t = i.table;
+    Keys& k = i.eval.keys;
+    // Rows that must be new skip the current_data probe: a stream INSERT into a table keyed by a primary
+    // key or unique replica-identity index, committed after the table's copy ended (the copy cannot have
+    // seen it, and an earlier delete or key change of that key committed and was applied first), and
+    // rows copied into a fresh snapshot. Should a row
+    // exist after all (a deferrable key, a row the copy read twice), the insert fails on the primary key,
+    // the round is retried, and ChangeBatch::probe_everything keeps probing from then on.
+    bool unique_key = (t->identity == 'd' || t->identity == 'i') && !t->identity_columns.empty();
+    if (c.from_snapshot) k.after_is_new = t->snapshot_fresh;
+    else {
+      t->snapshot_fresh = false;
+      k.after_is_new = c.kind == RowChange::Kind::Insert && unique_key && t->snapshot_done &&
+                       c.commit_lsn > t->snapshot_lsn;
+    }
+    if (ChangeBatch::probe_everything) k.after_is_new = false;
+  }
+  batch_.reserve(pass.items.size());
+  std::vector<std::pair<int32_t, std::string>> wanted;
+  wanted.reserve(pass.items.size());
+  for (const ChangePass::Item& i : pass.items) {
+    const Keys& k = i.eval.keys;
+    if (i.table->identity == 'n' || (i.table->identity_columns.empty() && i.table->identity != 'f')) continue;
+    if (k.before) wanted.emplace_back(i.table->id, *k.before);
+    if (k.after && k.after != k.before && !k.after_is_new) wanted.emplace_back(i.table->id, *k.after);
+  }
+  batch_.prefetch(wanted);
+  for (ChangePass::Item& i : pass.items) apply_change(*i.version, *i.table, *i.change, i.eval);
+}
+
+void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c, ChangeEvaluation& e) {
   const RelationInfo& rel = *c.relation;
+  Keys& k = e.keys;
   bool keyed = t.identity == 'f' || !t.identity_columns.empty();
   int64_t version = v.id;
   // A copied chunk whose snapshot already saw this change wrote that row state (or a newer one): applying
@@ -223,60 +297,35 @@ void Replicator::apply_change(RuleVersion& v, SourceTable& t, const RowChange& c
   CurrentRow& a = keyed && !k.after_is_new ? batch_.row(t.id, *k.after) : batch_.fresh_row(t.id, *k.after);
   if (c.from_snapshot && a.exists) return;  // the stream already wrote a newer version of this row
   if (c.from_snapshot && copying_ && keyed) copying_->keys.insert(*k.after);
-  if (has_unchanged(k.merged) && a.row_image) fill_from_image(rel, k.merged, *a.row_image);
-  if (has_unchanged(k.merged) && !reread_unchanged(t, rel, *k.after, k.merged))
-    report_unresolved_toast(rel, subkey_of(t.id, *k.after));
-  rules::Row row = to_row(rel, k.merged);
-  rules::SourceTable st{rel.schema, rel.name};
-  std::string subkey = subkey_of(t.id, *k.after);
-  wire::BucketRefList now;
-  if (v.rules->is_data_table(st)) {
-    rules::RowEvaluation ev = v.rules->evaluate_row(st, row);
-    for (const auto& e : ev.errors) log_warning("powersync: sync rules error on " + rel.schema + "." + rel.name + ": " + e);
-    now.reserve(ev.rows.size());
-    for (auto& r : ev.rows) {
-      batch_.add_op(PendingRecord::Kind::Put, version, r.bucket, r.table, r.id, subkey, r.data,
-                    protocol::put_checksum(r.table, r.id, r.data));
-      now.add(r.bucket, r.table, r.id);
-    }
+  if (!e.evaluated) {  // unchanged-TOAST columns: complete the row first
+    if (has_unchanged(k.merged) && a.row_image) fill_from_image(rel, k.merged, *a.row_image);
+    if (has_unchanged(k.merged) && !reread_unchanged(t, rel, *k.after, k.merged))
+      report_unresolved_toast(rel, subkey_of(t.id, *k.after));
+    evaluate_new_row(*v.rules, t, rel, e);
   }
+  for (const auto& w : e.warnings) log_warning(w);
+  size_t put = 0;
+  wire::for_each_bucket_ref(e.now.bytes(), [&](const wire::BucketRefView& ref) {
+    batch_.add_op(PendingRecord::Kind::Put, version, ref.bucket, ref.table, ref.id, e.subkey, e.data[put],
+                  e.checksums[put]);
+    ++put;
+  });
   if (a.exists)
     wire::for_each_bucket_ref(a.buckets, [&](const wire::BucketRefView& ref) {
-      if (!now.contains(ref)) add_remove(batch_, version, ref, subkey);
+      if (!e.now.contains(ref)) add_remove(batch_, version, ref, e.subkey);
     });
-  std::vector<std::string> lookups;
-  if (v.rules->is_parameter_table(st)) {
-    rules::ParameterEvaluation pe = v.rules->evaluate_parameter_row(st, row);
-    for (const auto& e : pe.errors) log_warning("powersync: sync rules error on " + rel.schema + "." + rel.name + ": " + e);
-    std::vector<std::string> params;  // per lookup: JSON array text of its parameter objects
-    for (const auto& p : pe.lookups) {
-      size_t i = 0;
-      while (i < lookups.size() && lookups[i] != p.lookup) ++i;
-      if (i == lookups.size()) {
-        lookups.push_back(p.lookup);
-        params.push_back("[" + p.bucket_parameters + "]");
-      } else {
-        params[i].insert(params[i].size() - 1, "," + p.bucket_parameters);
-      }
-    }
-    for (size_t i = 0; i < lookups.size(); ++i) batch_.add_lookup(version, t.id, *k.after, lookups[i], params[i]);
-  }
+  for (size_t i = 0; i < e.lookups.size(); ++i) batch_.add_lookup(version, t.id, *k.after, e.lookups[i], e.params[i]);
   if (a.exists)
     wire::for_each_string(a.lookups, [&](std::string_view l) {
-      if (!contains(lookups, l)) batch_.add_lookup(version, t.id, *k.after, l, "[]");
+      if (!contains(e.lookups, l)) batch_.add_lookup(version, t.id, *k.after, l, "[]");
     });
-  std::string lookup_list = wire::encode_strings(lookups);
-  // The image only serves the unchanged-TOAST markers of the row's next update, and only a value stored
-  // out of line in this version can become one (REPLICA IDENTITY FULL sends the complete old row).
-  std::optional<std::string> image;
-  if (t.identity != 'f' && k.merged.out_of_line) image = wire::encode_row_image(row);
   // An update that leaves the stored state as it was (same buckets, lookups and image: the common case
   // of a row changing within its buckets) does not rewrite its current_data row at all.
-  if (!a.exists || a.buckets != now.bytes() || a.lookups != lookup_list || a.row_image != image) a.dirty = true;
+  if (!a.exists || a.buckets != e.now.bytes() || a.lookups != e.lookup_list || a.row_image != e.image) a.dirty = true;
   a.exists = true;
-  a.buckets = now.take();
-  a.lookups = std::move(lookup_list);
-  a.row_image = std::move(image);
+  a.buckets = e.now.take();
+  a.lookups = std::move(e.lookup_list);
+  a.row_image = std::move(e.image);
 }
 
 // Whether a copied chunk wrote this key under a snapshot that saw the change's transaction. A chunk that

@@ -42,6 +42,9 @@ namespace {
 constexpr int64_t kChunkBlocks = 384;
 constexpr uint64 kChunkRows = 32768;
 constexpr int kChunkBytes = 32 << 20;
+// A chunk is read in parts of up to kPartBlocks blocks under the chunk's snapshot, so that the rules of
+// one part run on the evaluation thread while the next part is read (see copy_rows and apply_changes).
+constexpr int64_t kPartBlocks = 16;
 
 std::string quoted(const std::string& ident) {
   const char* in = ident.c_str();
@@ -142,7 +145,7 @@ std::string read_chunk_spi(const RelationInfo& rel, int64_t first, int64_t end, 
 // `count`: how many rows. `given`: read under this snapshot (already remembered by the caller) instead of
 // a fresh one.
 std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t& end, CopiedChunk& copied, size_t& count,
-                       Snapshot given = nullptr) {
+                       Snapshot given = nullptr, uint64 max_rows = kChunkRows, int max_bytes = kChunkBytes) {
   std::vector<AttrNumber> attnums;
   for (const auto& column : rel.columns) {
     const char* name = column.c_str();
@@ -175,7 +178,7 @@ std::string read_chunk(const RelationInfo& rel, int64_t first, int64_t& end, Cop
     BlockNumber block = InvalidBlockNumber;
     while (table_scan_getnextslot_tidrange(scan, ForwardScanDirection, slot)) {
       BlockNumber at = ItemPointerGetBlockNumber(&slot->tts_tid);
-      if (at != block && (rows >= kChunkRows || out->len >= kChunkBytes)) {
+      if (at != block && (rows >= max_rows || out->len >= max_bytes)) {
         end = at;  // this block's rows belong to the next chunk (and its snapshot)
         break;
       }
@@ -321,22 +324,40 @@ bool Replicator::snapshot_step() {
   chunks.emplace_back();
   copying_ = &chunks.back();
   forget.armed = true;
-  // Applies encoded rows of one read as copied rows (never over a row the stream wrote); returns how many.
-  auto copy_rows = [this](RuleVersion* version, const RelationInfo& relation, const std::string& encoded,
-                          size_t count) {
-    std::vector<RowChange> rows;
-    rows.reserve(count);
-    wire::Reader reader(encoded);
-    while (!reader.at_end()) {
-      RowChange c;
-      c.relation = &relation;
-      c.from_snapshot = true;
-      c.new_tuple = wire::read_tuple(reader);
-      rows.push_back(std::move(c));
+  // Applies the rows of blocks [first, end) under `snapshot` as copied rows (never over a row the stream
+  // wrote); returns how many. Read in parts, so that the rules of one part run on the evaluation thread
+  // while the next part is read (see apply_changes). Stops at the first block boundary past the chunk's
+  // row/byte budget and lowers `end` to that block.
+  auto copy_rows = [this](RuleVersion* version, const RelationInfo& relation, int64_t first, int64_t& end,
+                          Snapshot snapshot) {
+    ChangesScope scope{*this};
+    uint64 count = 0;
+    int bytes = 0;
+    for (int64_t part = first; part < end;) {
+      int64_t part_end = std::min(part + kPartBlocks, end);
+      int64_t requested = part_end;
+      size_t rows_read = 0;
+      std::string encoded = read_chunk(relation, part, part_end, *copying_, rows_read, snapshot,
+                                       kChunkRows - count, kChunkBytes - bytes);
+      count += rows_read;
+      bytes += static_cast<int>(encoded.size());
+      if (part_end < requested || count >= kChunkRows || bytes >= kChunkBytes) end = part_end;
+      std::vector<RowChange> rows;
+      rows.reserve(rows_read);
+      wire::Reader reader(encoded);
+      while (!reader.at_end()) {
+        RowChange c;
+        c.relation = &relation;
+        c.from_snapshot = true;
+        c.new_tuple = wire::read_tuple(reader);
+        rows.push_back(std::move(c));
+      }
+      apply_changes(std::move(rows), version, part_end >= end);
+      part = part_end;
     }
-    apply_changes(rows, version);
+    drain_changes();
     batch_.flush();
-    return static_cast<int64_t>(rows.size());
+    return count;
   };
   if (t->identity != 'f' && t->identity_columns.empty()) {
     // No row identity: copied rows cannot be matched with streamed ones, so the whole table is read under
@@ -344,9 +365,7 @@ bool Replicator::snapshot_step() {
     Snapshot snapshot = keyless_copy_snapshot(skipped_for_copy_[t->id], *copying_);
     for (int64_t first = t->next_block, end; first < t->total_blocks; first = end) {
       end = std::min(first + kChunkBlocks, t->total_blocks);
-      size_t count = 0;
-      std::string encoded = read_chunk(rel, first, end, *copying_, count, snapshot);
-      t->rows += copy_rows(v, rel, encoded, count);
+      t->rows += copy_rows(v, rel, first, end, snapshot);
     }
     pg_call([&] { UnregisterSnapshot(snapshot); });
     t->next_block = t->total_blocks;
@@ -354,9 +373,15 @@ bool Replicator::snapshot_step() {
   } else {
     int64_t end = std::min(t->next_block + kChunkBlocks, t->total_blocks);
     if (t->next_block < end) {
-      size_t count = 0;
-      std::string encoded = read_chunk(rel, t->next_block, end, *copying_, count);
-      t->rows += copy_rows(v, rel, encoded, count);
+      // One snapshot for the chunk's parts, taken under the table's lock as read_chunk would take it.
+      Snapshot snapshot = pg_call([&] {
+        LockRelationOid(rel.relid, AccessShareLock);
+        Snapshot s = RegisterSnapshot(GetLatestSnapshot());
+        remember_snapshot(s, *copying_);
+        return s;
+      });
+      t->rows += copy_rows(v, rel, t->next_block, end, snapshot);
+      pg_call([&] { UnregisterSnapshot(snapshot); });
     }
     t->next_block = std::max(end, t->next_block);
   }

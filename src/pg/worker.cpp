@@ -192,6 +192,10 @@ void replicate_forever() {
     try {
       replicator->start();
       for (;;) {
+        if (ConfigReloadPending) {  // SIGHUP: e.g. powersync.evaluation_thread changed
+          ConfigReloadPending = false;
+          pg_call([] { ProcessConfigFile(PGC_SIGHUP); });
+        }
         bool worked = replicator->round();
         worked = replicator->snapshot_step() || worked;
         if (worked) backoff_ms = 1000;

@@ -43,6 +43,13 @@ worker_cpu() {
   local pid; pid=$(q -c "SELECT worker_pid FROM powersync.replication_state")
   awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$pid/stat" 2>/dev/null || echo 0
 }
+# CPU seconds of the worker's threads other than its main one (powersync.evaluation_thread), included in
+# worker_cpu: shown apart, so that the main thread's cost per row (the bottleneck) stays visible.
+thread_cpu() {
+  local pid; pid=$(q -c "SELECT worker_pid FROM powersync.replication_state")
+  cat /proc/"$pid"/task/*/stat 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" -v pid="$pid" \
+    '$1 != pid { t += $14 + $15 } END { printf "%.2f", t / hz }'
+}
 # The walsender that decodes for the worker when it streams (read_mode stream): its CPU time too, so the
 # cost moved off the worker stays visible. "pid:seconds"; a new walsender (reconnect) starts from 0.
 sender_cpu() {
@@ -51,19 +58,21 @@ sender_cpu() {
   echo "$pid:$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$pid/stat" 2>/dev/null || echo 0)"
 }
 checkpoints() { q -c "SELECT count(*) FROM powersync.checkpoints"; }
-cpu_mark() { C0=$(worker_cpu); S0=$(sender_cpu); K0=$(checkpoints); }
+cpu_mark() { C0=$(worker_cpu); S0=$(sender_cpu); T0=$(thread_cpu); K0=$(checkpoints); }
 cpu_note() {  # $1 = worker cpu at start, $2 = rows (walsender cpu at start in S0)
-  local c s; c=$(worker_cpu); s=$(sender_cpu)
+  local c s t; c=$(worker_cpu); s=$(sender_cpu); t=$(thread_cpu)
   python3 -c "
 import sys
 c=float(sys.argv[2])-float(sys.argv[1]); n=float(sys.argv[3])
 p0,s0=sys.argv[4].split(':'); p1,s1=sys.argv[5].split(':')
 w=float(s1)-(float(s0) if p0==p1 else 0.0)
+e=max(float(sys.argv[7])-float(sys.argv[6]), 0.0)
 print(f'  worker CPU {c:.2f} s = {n/max(c,0.01):,.0f} rows per worker CPU-second')
+print(f'    of which evaluation thread {e:.2f} s; main thread {c-e:.2f} s = {n/max(c-e,0.01):,.0f} rows per main-thread CPU-second')
 if p1 != '0':
     note = '' if p0 == p1 else ' (new walsender during the step)'
     print(f'  walsender CPU {w:.2f} s{note}; worker + walsender = {n/max(c+w,0.01):,.0f} rows per CPU-second')
-" "$1" "$c" "$2" "${S0:-0:0}" "$s"
+" "$1" "$c" "$2" "${S0:-0:0}" "$s" "${T0:-0}" "$t"
 }
 
 q -c "CREATE EXTENSION powersync_pg"

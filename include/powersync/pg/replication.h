@@ -24,6 +24,8 @@ namespace powersync::pg {
 
 using Lsn = uint64_t;
 class Transaction;
+struct ChangeEvaluation;
+struct ChangePass;
 
 // Flushes WAL inserted but not flushed yet (pings, async commits), so decoding sees it; the flush LSN.
 Lsn flush_pending_wal();
@@ -247,7 +249,9 @@ struct CopiedChunk {
 
 class Replicator {
  public:
-  explicit Replicator(std::string slot_name) : slot_(std::move(slot_name)) {}
+  // Out of line (row_ops.cpp), where ChangePass is complete.
+  explicit Replicator(std::string slot_name);
+  ~Replicator();  // waits for a pass still on the evaluation thread
   // Reads the stored state (replicated LSN, op id), creates the slot if needed and opens the replication
   // connection (or falls back to peeking, see read_mode). Own transactions.
   void start();
@@ -272,9 +276,18 @@ class Replicator {
   void drop_version_data(int64_t version);
   bool maybe_activate(Lsn lsn);
   std::string table_patterns() const;
-  // row_ops.cpp
-  void apply_changes(const std::vector<RowChange>& changes, RuleVersion* only = nullptr);
-  void apply_change(RuleVersion& v, SourceTable& t, const RowChange& c, Keys keys);
+  // row_ops.cpp. apply_changes queues a pass; it may be applied only at the next call or drain_changes
+  // (`last`: the caller drains next).
+  void apply_changes(std::vector<RowChange> changes, RuleVersion* only = nullptr, bool last = false);
+  void drain_changes();
+  void abandon_changes() noexcept;
+  // Abandons a queued pass when a scope using apply_changes is left by an exception.
+  struct ChangesScope {
+    Replicator& r;
+    ~ChangesScope() { r.abandon_changes(); }
+  };
+  void apply_pass(ChangePass& pass);
+  void apply_change(RuleVersion& v, SourceTable& t, const RowChange& c, ChangeEvaluation& e);
   void apply_truncate(RuleVersion& v, SourceTable& t);
   bool copy_reflects(int32_t table_id, const std::string& key, const RowChange& c);
   bool keyless_copy_saw(SourceTable& t, const RowChange& c);
@@ -288,7 +301,7 @@ class Replicator {
   bool peek_round();
   bool catalog_round(Transaction& xact);  // no new changes: drops, renames, activation
   bool finish_round(Transaction& xact, Lsn new_lsn, bool saw_ping, int64_t ops_before);
-  void apply_pending(std::vector<RowChange>& changes);
+  void apply_pending(std::vector<RowChange>& changes, bool drain);
   void handle_relation(RelationInfo rel);
   void write_checkpoint(Lsn lsn);
   void write_state(Lsn lsn);
@@ -318,6 +331,8 @@ class Replicator {
   // yet: the copy's snapshot must see every one of them (snapshot_step waits for those still finishing).
   std::unordered_map<int32_t, std::unordered_set<uint32_t>> skipped_for_copy_;
   std::unique_ptr<WalStream> stream_;  // null: peek mode
+  std::unique_ptr<ChangePass> evaluating_;  // the pass on the evaluation thread (row_ops.cpp)
+  std::unique_ptr<ChangePass> applied_;     // applied, to be freed by the thread with its next job
 };
 
 // Source key of a row: for a single integer identity column 'i' + its value as 8 order-preserving bytes,
