@@ -3,6 +3,7 @@
 #include "powersync/rules/sync_rules.h"  // first: Postgres headers redefine snprintf, which breaks nlohmann/json
 #include <openssl/sha.h>
 
+#include <atomic>
 #include <random>
 
 extern "C" {
@@ -124,8 +125,13 @@ struct ChangePass {
   };
   std::vector<RowChange> changes;
   std::vector<Item> items;
+  std::atomic<size_t> next_item{0};
+  // Evaluates the items nobody has claimed yet. Both threads may run it on the same pass: the evaluation
+  // thread as its job, and the main thread when it needs the pass before the thread is done (the second
+  // core also runs the walsender and the writing client; the main thread helps instead of waiting).
   void evaluate() {
-    for (Item& i : items) evaluate_change(*i.version->rules, *i.table, *i.change, i.eval);
+    for (size_t i; (i = next_item.fetch_add(1, std::memory_order_relaxed)) < items.size();)
+      evaluate_change(*items[i].version->rules, *items[i].table, *items[i].change, items[i].eval);
   }
 };
 
@@ -179,6 +185,7 @@ void Replicator::apply_changes(std::vector<RowChange> changes, RuleVersion* only
   }
   std::unique_ptr<ChangePass> previous;
   if (evaluating_) {
+    evaluating_->evaluate();  // what the thread has not started yet
     evaluation_thread.wait();
     previous = std::move(evaluating_);
   }
@@ -187,7 +194,7 @@ void Replicator::apply_changes(std::vector<RowChange> changes, RuleVersion* only
     pg_call([] { before_shmem_exit(stop_evaluation_thread, 0); });
     exit_hook = true;
   }
-  // Applied passes are freed by the thread: their results come from its malloc arena, and freeing them
+  // Applied passes are freed by the thread: their results come (mostly) from its malloc arena, and freeing them
   // on the main thread cost it ~8 % (a free into another thread's arena takes that arena's lock). The
   // decoded changes come from the main thread's arena: it frees them itself (see release_changes).
   ChangePass* next = pass.get();
@@ -208,6 +215,7 @@ void Replicator::apply_changes(std::vector<RowChange> changes, RuleVersion* only
 // Applies the pass still on the evaluation thread, if any; the thread frees it (and the one before).
 void Replicator::drain_changes() {
   if (!evaluating_) return;
+  evaluating_->evaluate();  // what the thread has not started yet
   evaluation_thread.wait();
   apply_pass(*evaluating_);
   release_changes(*evaluating_);
