@@ -55,4 +55,21 @@ SELECT powersync.describe_change(data)
 -- unknown options are rejected
 SELECT count(*) FROM pg_logical_slot_peek_binary_changes('plug_test', NULL, NULL, 'bogus', 'x');
 SELECT 'dropped' FROM pg_drop_replication_slot('plug_test');
-DROP TABLE plug_types, plug_full, plug_nothing, plug_index, plug_toast, plug_other;
+-- the plugin's per-relation cache follows DDL decoded in between (new column, replica identity, dropped column)
+CREATE TABLE plug_ddl (id int PRIMARY KEY, v text);
+SELECT 'init' FROM pg_create_logical_replication_slot('plug_ddl', 'powersync_pg');
+INSERT INTO plug_ddl VALUES (1, 'a'), (4, 'e');
+ALTER TABLE plug_ddl ADD COLUMN w int DEFAULT 7;
+INSERT INTO plug_ddl VALUES (2, 'b');
+UPDATE plug_ddl SET v = 'c' WHERE id = 1;
+ALTER TABLE plug_ddl REPLICA IDENTITY FULL;
+UPDATE plug_ddl SET v = 'd' WHERE id = 1;
+UPDATE plug_ddl SET v = 'f' WHERE id = 4;  -- its old row predates w: the default fills it in
+ALTER TABLE plug_ddl DROP COLUMN v;
+INSERT INTO plug_ddl VALUES (3, 9);
+SELECT powersync.describe_change(data)
+  FROM pg_logical_slot_peek_binary_changes('plug_ddl', NULL, NULL, 'tables', E'public\tplug_ddl');
+-- option "batch" is for a walsender's reader (several messages per CopyData): peeked, a row stays one message
+SELECT count(*) FROM pg_logical_slot_peek_binary_changes('plug_ddl', NULL, NULL, 'tables', E'public\tplug_ddl', 'batch', '1');
+SELECT 'dropped' FROM pg_drop_replication_slot('plug_ddl');
+DROP TABLE plug_types, plug_full, plug_nothing, plug_index, plug_toast, plug_other, plug_ddl;

@@ -1,10 +1,12 @@
 // Logical decoding output plugin "powersync_pg": emits committed changes of the tables the deployed
 // rules read, in the binary format of include/powersync/pg/change_format.h. Never the powersync schema.
 // Option "tables": newline-separated "schema<TAB>name" patterns ('%' at the end matches any suffix);
-// without it every user table is emitted. Callbacks are C-style (they may ereport; no C++ objects).
+// without it every user table is emitted. Option "batch" '1' (a walsender's reader): length-prefixed
+// messages, several per CopyData (see change_format.h). Callbacks are C-style (they may ereport; no C++ objects).
 extern "C" {
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/htup_details.h"
 #include "catalog/catalog.h"
 #include "catalog/namespace.h"
@@ -13,8 +15,12 @@ extern "C" {
 #include "nodes/bitmapset.h"
 #include "replication/logical.h"
 #include "replication/output_plugin.h"
+#include "replication/walsender.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
@@ -39,9 +45,12 @@ struct PluginState {
   TablePatternC* patterns;       // NULL = every table
   int npatterns;
   bool txn_begun;                // BEGIN is written lazily, at the first emitted change
-  Oid last_relid;                // relation message already sent for this relid / descriptor
+  Oid last_relid;                // relation message already sent for this relid / descriptor / entry build
   TupleDesc last_desc;
+  uint32 last_gen;
   RepOriginId own_origin;        // option "origin": the worker's origin, filtered in a walsender too
+  bool batch;                    // option "batch" '1' (walsender only): several messages per write
+  bool pending;                  // batch: a write is prepared and holds messages not yet written
 };
 
 bool like_prefix(const char* pattern, const char* value) {
@@ -68,29 +77,6 @@ void parse_tables_option(PluginState* st, const char* text) {
   }
 }
 
-void plugin_startup(LogicalDecodingContext* ctx, OutputPluginOptions* opt, bool is_init) {
-  PluginState* st = static_cast<PluginState*>(palloc0(sizeof(PluginState)));
-  st->change_context = AllocSetContextCreate(ctx->context, "powersync_pg change", ALLOCSET_DEFAULT_SIZES);
-  ListCell* lc;
-  foreach (lc, ctx->output_plugin_options) {
-    DefElem* elem = static_cast<DefElem*>(lfirst(lc));
-    if (strcmp(elem->defname, "tables") == 0 && elem->arg != nullptr) {
-      parse_tables_option(st, strVal(elem->arg));
-    } else if (strcmp(elem->defname, "origin") == 0 && elem->arg != nullptr) {
-      st->own_origin = static_cast<RepOriginId>(strtoul(strVal(elem->arg), nullptr, 10));
-    } else {
-      ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                      errmsg("powersync_pg output plugin: unknown option \"%s\"", elem->defname),
-                      errhint("The options are \"tables\" (newline-separated schema<TAB>name patterns) and \"origin\" (a replication origin id whose changes are skipped).")));
-    }
-  }
-  opt->output_type = OUTPUT_PLUGIN_BINARY_OUTPUT;
-  opt->receive_rewrites = false;
-  ctx->output_plugin_private = st;
-}
-
-void plugin_shutdown(LogicalDecodingContext* ctx) {}
-
 bool relation_wanted(PluginState* st, Relation rel) {
   if (rel->rd_rel->relkind != RELKIND_RELATION) return false;
   Oid nsp = RelationGetNamespace(rel);
@@ -107,81 +93,270 @@ bool relation_wanted(PluginState* st, Relation rel) {
 
 bool column_emitted(Form_pg_attribute att) { return !att->attisdropped && !att->attgenerated; }
 
+// ---- Per-relation cache: what every change of a relation needs, worked out once per relcache entry ----
+// (whether the table is emitted at all, its 'R' message, the emitted columns and their value mappings).
+// An entry is rebuilt after a relcache invalidation of its relation (DDL, replica identity; decoding
+// executes the invalidations of the transactions it passes), after any namespace or type change, and
+// when the relation's descriptor is not the one it was built for. The cache lives per backend (a
+// walsender, or the worker peeking) and is emptied when a decoding session starts (its "tables" option
+// decides what is emitted).
+struct ColumnOut {
+  int attidx;  // 0-based position in the descriptor
+  int16 attlen;
+  ColumnMapping map;
+};
+
+struct RelEntry {
+  Oid relid;  // hash key
+  bool valid;
+  bool wanted;
+  uint32 gen;  // build number (unique per backend): a rebuilt entry sends its relation message again
+  TupleDesc desc;
+  int ncols;
+  ColumnOut* cols;
+  Datum* values;  // deform buffers, desc->natts each
+  bool* isnull;
+  char* relmsg;  // the 'R' message
+  int relmsg_len;
+  MemoryContext cxt;  // holds the above (and the output functions' caches)
+};
+
+MemoryContext rel_cache_cxt = nullptr;
+HTAB* rel_cache = nullptr;
+RelEntry* last_entry = nullptr;
+uint32 rel_cache_gen = 0;
+bool rel_cache_callbacks = false;
+
+void invalidate_all() {
+  if (rel_cache == nullptr) return;
+  HASH_SEQ_STATUS seq;
+  hash_seq_init(&seq, rel_cache);
+  while (RelEntry* e = static_cast<RelEntry*>(hash_seq_search(&seq))) e->valid = false;
+}
+
+void relcache_callback(Datum, Oid relid) {
+  if (rel_cache == nullptr) return;
+  if (relid == InvalidOid) { invalidate_all(); return; }
+  RelEntry* e = static_cast<RelEntry*>(hash_search(rel_cache, &relid, HASH_FIND, nullptr));
+  if (e != nullptr) e->valid = false;
+}
+
+void syscache_callback(Datum, int, uint32) { invalidate_all(); }
+
+void reset_rel_cache() {
+  if (!rel_cache_callbacks) {
+    CacheRegisterRelcacheCallback(relcache_callback, 0);
+    CacheRegisterSyscacheCallback(NAMESPACEOID, syscache_callback, 0);
+    CacheRegisterSyscacheCallback(TYPEOID, syscache_callback, 0);
+    rel_cache_callbacks = true;
+  }
+  rel_cache = nullptr;
+  last_entry = nullptr;
+  if (rel_cache_cxt == nullptr)
+    rel_cache_cxt = AllocSetContextCreate(TopMemoryContext, "powersync_pg relations", ALLOCSET_DEFAULT_SIZES);
+  else
+    MemoryContextReset(rel_cache_cxt);
+  HASHCTL info;
+  memset(&info, 0, sizeof(info));
+  info.keysize = sizeof(Oid);
+  info.entrysize = sizeof(RelEntry);
+  info.hcxt = rel_cache_cxt;
+  rel_cache = hash_create("powersync_pg relations", 64, &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+void build_entry(PluginState* st, RelEntry* e, Relation rel) {
+  e->valid = false;
+  if (e->cxt == nullptr)
+    e->cxt = AllocSetContextCreate(rel_cache_cxt, "powersync_pg relation", ALLOCSET_SMALL_SIZES);
+  else
+    MemoryContextReset(e->cxt);
+  MemoryContext old = MemoryContextSwitchTo(e->cxt);
+  TupleDesc desc = RelationGetDescr(rel);
+  e->gen = ++rel_cache_gen;
+  e->desc = desc;
+  e->ncols = 0;
+  e->cols = nullptr;
+  e->relmsg = nullptr;
+  e->relmsg_len = 0;
+  e->wanted = relation_wanted(st, rel);
+  if (e->wanted) {
+    e->values = static_cast<Datum*>(palloc(sizeof(Datum) * Max(desc->natts, 1)));
+    e->isnull = static_cast<bool*>(palloc(sizeof(bool) * Max(desc->natts, 1)));
+    e->cols = static_cast<ColumnOut*>(palloc0(sizeof(ColumnOut) * Max(desc->natts, 1)));
+    for (int i = 0; i < desc->natts; ++i) {
+      Form_pg_attribute att = TupleDescAttr(desc, i);
+      if (!column_emitted(att)) continue;
+      ColumnOut* c = &e->cols[e->ncols++];
+      c->attidx = i;
+      c->attlen = att->attlen;
+      init_column_mapping(&c->map, att->atttypid);
+    }
+    char ident = rel->rd_rel->relreplident;
+    Bitmapset* key_attrs = nullptr;
+    if (ident == REPLICA_IDENTITY_DEFAULT || ident == REPLICA_IDENTITY_INDEX)
+      key_attrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_IDENTITY_KEY);
+    StringInfoData out;
+    initStringInfo(&out);
+    put_u8(&out, 'R');
+    put_u32(&out, RelationGetRelid(rel));
+    char* nspname = get_namespace_name(RelationGetNamespace(rel));
+    put_str(&out, nspname, strlen(nspname));
+    const char* relname = RelationGetRelationName(rel);
+    put_str(&out, relname, strlen(relname));
+    put_u8(&out, static_cast<uint8>(ident));
+    put_u16(&out, static_cast<uint16>(e->ncols));
+    for (int k = 0; k < e->ncols; ++k) {
+      Form_pg_attribute att = TupleDescAttr(desc, e->cols[k].attidx);
+      put_str(&out, NameStr(att->attname), strlen(NameStr(att->attname)));
+      put_u32(&out, att->atttypid);
+      bool is_key = ident == REPLICA_IDENTITY_FULL ||
+                    bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber, key_attrs);
+      put_u8(&out, is_key ? 1 : 0);
+    }
+    e->relmsg = out.data;
+    e->relmsg_len = out.len;
+  }
+  MemoryContextSwitchTo(old);
+  e->valid = true;
+}
+
+RelEntry* relation_entry(PluginState* st, Relation rel) {
+  Oid relid = RelationGetRelid(rel);
+  RelEntry* e = last_entry;
+  if (e == nullptr || e->relid != relid) {
+    bool found;
+    e = static_cast<RelEntry*>(hash_search(rel_cache, &relid, HASH_ENTER, &found));
+    if (!found) {
+      e->valid = false;
+      e->cxt = nullptr;
+    }
+    last_entry = e;
+  }
+  if (!e->valid || e->desc != RelationGetDescr(rel)) build_entry(st, e, rel);
+  return e;
+}
+
+void plugin_startup(LogicalDecodingContext* ctx, OutputPluginOptions* opt, bool is_init) {
+  PluginState* st = static_cast<PluginState*>(palloc0(sizeof(PluginState)));
+  st->change_context = AllocSetContextCreate(ctx->context, "powersync_pg change", ALLOCSET_DEFAULT_SIZES);
+  ListCell* lc;
+  foreach (lc, ctx->output_plugin_options) {
+    DefElem* elem = static_cast<DefElem*>(lfirst(lc));
+    if (strcmp(elem->defname, "tables") == 0 && elem->arg != nullptr) {
+      parse_tables_option(st, strVal(elem->arg));
+    } else if (strcmp(elem->defname, "batch") == 0 && elem->arg != nullptr) {
+      st->batch = strcmp(strVal(elem->arg), "1") == 0 && am_walsender;
+    } else if (strcmp(elem->defname, "origin") == 0 && elem->arg != nullptr) {
+      st->own_origin = static_cast<RepOriginId>(strtoul(strVal(elem->arg), nullptr, 10));
+    } else {
+      ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                      errmsg("powersync_pg output plugin: unknown option \"%s\"", elem->defname),
+                      errhint("The options are \"tables\" (newline-separated schema<TAB>name patterns) and \"origin\" (a replication origin id whose changes are skipped).")));
+    }
+  }
+  reset_rel_cache();
+  opt->output_type = OUTPUT_PLUGIN_BINARY_OUTPUT;
+  opt->receive_rewrites = false;
+  ctx->output_plugin_private = st;
+}
+
+void plugin_shutdown(LogicalDecodingContext* ctx) {
+  // The entries' relmsg/mappings stay in rel_cache_cxt until the next session starts (or the backend ends).
+  last_entry = nullptr;
+}
+
+// One message of the stream. Without "batch", each message is one write (one CopyData in a walsender, one
+// row when peeked). With it, a write holds a sequence of u32 length | message (change_format.h), and is
+// written when it reaches kBatchBytes, at the transaction's commit, or for a message outside a
+// transaction: the walsender sends (a syscall) per write, and its reader receives per write.
+constexpr int kBatchBytes = 64 * 1024;
+
+int message_begin(LogicalDecodingContext* ctx, PluginState* st) {
+  if (!st->batch) {
+    OutputPluginPrepareWrite(ctx, true);
+    return -1;
+  }
+  if (!st->pending) {
+    OutputPluginPrepareWrite(ctx, true);
+    st->pending = true;
+  }
+  int at = ctx->out->len;
+  put_u32(ctx->out, 0);
+  return at;
+}
+
+void batch_flush(LogicalDecodingContext* ctx, PluginState* st) {
+  if (!st->pending) return;
+  OutputPluginWrite(ctx, true);
+  st->pending = false;
+}
+
+void message_end(LogicalDecodingContext* ctx, PluginState* st, int at, bool flush) {
+  if (!st->batch) {
+    OutputPluginWrite(ctx, true);
+    return;
+  }
+  uint32 len = static_cast<uint32>(ctx->out->len - at - 4);
+  memcpy(ctx->out->data + at, &len, 4);
+  if (flush || ctx->out->len >= kBatchBytes) batch_flush(ctx, st);
+}
+
 void write_begin_if_needed(LogicalDecodingContext* ctx, PluginState* st, ReorderBufferTXN* txn) {
   if (st->txn_begun) return;
-  OutputPluginPrepareWrite(ctx, false);
+  int at = message_begin(ctx, st);
   put_u8(ctx->out, 'B');
   put_u64(ctx->out, txn->final_lsn);
   put_u32(ctx->out, txn->xid);
-  OutputPluginWrite(ctx, false);
+  message_end(ctx, st, at, false);
   st->txn_begun = true;
   st->last_relid = InvalidOid;
   st->last_desc = nullptr;
 }
 
-void write_relation(LogicalDecodingContext* ctx, PluginState* st, Relation rel) {
-  TupleDesc desc = RelationGetDescr(rel);
-  if (st->last_relid == RelationGetRelid(rel) && st->last_desc == desc) return;
-  char ident = rel->rd_rel->relreplident;
-  Bitmapset* key_attrs = nullptr;
-  if (ident == REPLICA_IDENTITY_DEFAULT || ident == REPLICA_IDENTITY_INDEX)
-    key_attrs = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_IDENTITY_KEY);
-  OutputPluginPrepareWrite(ctx, false);
-  StringInfo out = ctx->out;
-  put_u8(out, 'R');
-  put_u32(out, RelationGetRelid(rel));
-  char* nspname = get_namespace_name(RelationGetNamespace(rel));
-  put_str(out, nspname, strlen(nspname));
-  const char* relname = RelationGetRelationName(rel);
-  put_str(out, relname, strlen(relname));
-  put_u8(out, static_cast<uint8>(ident));
-  uint16 ncols = 0;
-  for (int i = 0; i < desc->natts; ++i) ncols += column_emitted(TupleDescAttr(desc, i)) ? 1 : 0;
-  put_u16(out, ncols);
-  for (int i = 0; i < desc->natts; ++i) {
-    Form_pg_attribute att = TupleDescAttr(desc, i);
-    if (!column_emitted(att)) continue;
-    put_str(out, NameStr(att->attname), strlen(NameStr(att->attname)));
-    put_u32(out, att->atttypid);
-    bool is_key = ident == REPLICA_IDENTITY_FULL ||
-                  bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber, key_attrs);
-    put_u8(out, is_key ? 1 : 0);
-  }
-  OutputPluginWrite(ctx, false);
-  st->last_relid = RelationGetRelid(rel);
-  st->last_desc = desc;
+void write_relation(LogicalDecodingContext* ctx, PluginState* st, RelEntry* e) {
+  if (st->last_relid == e->relid && st->last_desc == e->desc && st->last_gen == e->gen) return;
+  int at = message_begin(ctx, st);
+  put_bytes(ctx->out, e->relmsg, e->relmsg_len);
+  message_end(ctx, st, at, false);
+  st->last_relid = e->relid;
+  st->last_desc = e->desc;
+  st->last_gen = e->gen;
 }
 
 // A value stored out of line shows up here as an external datum: ONDISK when it is unchanged (its chunks
 // are not in this transaction's WAL), INDIRECT when the reorder buffer reassembled it from the chunks the
 // transaction wrote (ReorderBufferToastReplace). Either way the row version has a TOAST pointer, so the
 // tuple is flagged (wire::kOutOfLine) and the worker keeps its image for the next update's markers.
-void write_tuple(StringInfo out, TupleDesc desc, HeapTuple tuple) {
-  uint16 ncols = 0;
-  for (int i = 0; i < desc->natts; ++i) ncols += column_emitted(TupleDescAttr(desc, i)) ? 1 : 0;
+// Inline values are mapped as they are (short headers included: the mappings read packed varlenas).
+void write_tuple(StringInfo out, RelEntry* e, HeapTuple tuple) {
+  heap_deform_tuple(tuple, e->desc, e->values, e->isnull);
   int count_at = out->len;
-  put_u16(out, ncols);
+  put_u16(out, static_cast<uint16>(e->ncols));
   bool out_of_line = false;
-  for (int i = 0; i < desc->natts; ++i) {
-    Form_pg_attribute att = TupleDescAttr(desc, i);
-    if (!column_emitted(att)) continue;
-    bool isnull;
-    Datum v = heap_getattr(tuple, i + 1, desc, &isnull);
-    if (!isnull && att->attlen == -1 && VARATT_IS_EXTERNAL(DatumGetPointer(v))) out_of_line = true;
-    if (!isnull && att->attlen == -1 && VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(v))) {
-      put_u8(out, 'u');  // unchanged TOAST value: not in the WAL, the worker fills it in
-      continue;
+  for (int k = 0; k < e->ncols; ++k) {
+    ColumnOut* c = &e->cols[k];
+    if (e->isnull[c->attidx]) { put_u8(out, 'n'); continue; }
+    Datum v = e->values[c->attidx];
+    if (c->attlen == -1) {
+      struct varlena* p = reinterpret_cast<struct varlena*>(DatumGetPointer(v));
+      if (VARATT_IS_EXTERNAL(p)) {
+        out_of_line = true;
+        if (VARATT_IS_EXTERNAL_ONDISK(p)) {
+          put_u8(out, 'u');  // unchanged TOAST value: not in the WAL, the worker fills it in
+          continue;
+        }
+      }
+      if (VARATT_IS_EXTERNAL(p) || VARATT_IS_COMPRESSED(p)) v = PointerGetDatum(detoast_attr(p));
     }
-    if (!isnull && att->attlen == -1) v = PointerGetDatum(PG_DETOAST_DATUM(v));
-    append_sync_value(out, att->atttypid, v, isnull);
+    append_column_value(out, &c->map, v, false);
   }
   if (out_of_line) out->data[count_at + 1] |= static_cast<char>(wire::kOutOfLine >> 8);  // little-endian u16
 }
 
-void write_old_tuple(StringInfo out, Relation rel, ReorderBufferTupleBuf* old) {
+void write_old_tuple(StringInfo out, Relation rel, RelEntry* e, ReorderBufferTupleBuf* old) {
   if (old == nullptr) { put_u8(out, 'n'); return; }
   put_u8(out, rel->rd_rel->relreplident == REPLICA_IDENTITY_FULL ? 'o' : 'k');
-  write_tuple(out, RelationGetDescr(rel), &old->tuple);
+  write_tuple(out, e, &old->tuple);
 }
 
 void plugin_begin(LogicalDecodingContext* ctx, ReorderBufferTXN* txn) {
@@ -190,48 +365,47 @@ void plugin_begin(LogicalDecodingContext* ctx, ReorderBufferTXN* txn) {
 
 void plugin_commit(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, XLogRecPtr commit_lsn) {
   PluginState* st = static_cast<PluginState*>(ctx->output_plugin_private);
-  if (!st->txn_begun) return;  // nothing of interest in this transaction: emit nothing at all
-  OutputPluginPrepareWrite(ctx, true);
+  if (!st->txn_begun) {  // nothing of interest in this transaction: emit nothing at all
+    batch_flush(ctx, st);  // (but what its transactional messages left in the batch)
+    return;
+  }
+  int at = message_begin(ctx, st);
   put_u8(ctx->out, 'C');
   put_u64(ctx->out, txn->end_lsn);
-  OutputPluginWrite(ctx, true);
+  message_end(ctx, st, at, true);
   st->txn_begun = false;
 }
 
 void plugin_change(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, Relation rel, ReorderBufferChange* change) {
   PluginState* st = static_cast<PluginState*>(ctx->output_plugin_private);
+  RelEntry* e = relation_entry(st, rel);
+  if (!e->wanted) return;
   MemoryContext old = MemoryContextSwitchTo(st->change_context);
-  if (!relation_wanted(st, rel)) {
-    MemoryContextSwitchTo(old);
-    MemoryContextReset(st->change_context);
-    return;
-  }
   write_begin_if_needed(ctx, st, txn);
-  write_relation(ctx, st, rel);
-  OutputPluginPrepareWrite(ctx, true);
+  write_relation(ctx, st, e);
+  int at = message_begin(ctx, st);
   StringInfo out = ctx->out;
-  TupleDesc desc = RelationGetDescr(rel);
   switch (change->action) {
     case REORDER_BUFFER_CHANGE_INSERT:
       put_u8(out, 'I');
-      put_u32(out, RelationGetRelid(rel));
-      write_tuple(out, desc, &change->data.tp.newtuple->tuple);
+      put_u32(out, e->relid);
+      write_tuple(out, e, &change->data.tp.newtuple->tuple);
       break;
     case REORDER_BUFFER_CHANGE_UPDATE:
       put_u8(out, 'U');
-      put_u32(out, RelationGetRelid(rel));
-      write_old_tuple(out, rel, change->data.tp.oldtuple);
-      write_tuple(out, desc, &change->data.tp.newtuple->tuple);
+      put_u32(out, e->relid);
+      write_old_tuple(out, rel, e, change->data.tp.oldtuple);
+      write_tuple(out, e, &change->data.tp.newtuple->tuple);
       break;
     case REORDER_BUFFER_CHANGE_DELETE:
       put_u8(out, 'D');
-      put_u32(out, RelationGetRelid(rel));
-      write_old_tuple(out, rel, change->data.tp.oldtuple);
+      put_u32(out, e->relid);
+      write_old_tuple(out, rel, e, change->data.tp.oldtuple);
       break;
     default:
       Assert(false);
   }
-  OutputPluginWrite(ctx, true);
+  message_end(ctx, st, at, false);
   MemoryContextSwitchTo(old);
   MemoryContextReset(st->change_context);
 }
@@ -239,26 +413,24 @@ void plugin_change(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, Relation 
 void plugin_truncate(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, int nrelations, Relation relations[],
                      ReorderBufferChange* change) {
   PluginState* st = static_cast<PluginState*>(ctx->output_plugin_private);
-  MemoryContext old = MemoryContextSwitchTo(st->change_context);
   int wanted = 0;
-  for (int i = 0; i < nrelations; ++i) wanted += relation_wanted(st, relations[i]) ? 1 : 0;
-  if (wanted == 0) {
-    MemoryContextSwitchTo(old);
-    MemoryContextReset(st->change_context);
-    return;
-  }
+  for (int i = 0; i < nrelations; ++i) wanted += relation_entry(st, relations[i])->wanted ? 1 : 0;
+  if (wanted == 0) return;
+  MemoryContext old = MemoryContextSwitchTo(st->change_context);
   write_begin_if_needed(ctx, st, txn);
-  for (int i = 0; i < nrelations; ++i)
-    if (relation_wanted(st, relations[i])) {
+  for (int i = 0; i < nrelations; ++i) {
+    RelEntry* e = relation_entry(st, relations[i]);
+    if (e->wanted) {
       st->last_relid = InvalidOid;  // a truncate may follow DDL; describe the table again
-      write_relation(ctx, st, relations[i]);
+      write_relation(ctx, st, e);
     }
-  OutputPluginPrepareWrite(ctx, true);
+  }
+  int at = message_begin(ctx, st);
   put_u8(ctx->out, 'T');
   put_u16(ctx->out, static_cast<uint16>(wanted));
   for (int i = 0; i < nrelations; ++i)
-    if (relation_wanted(st, relations[i])) put_u32(ctx->out, RelationGetRelid(relations[i]));
-  OutputPluginWrite(ctx, true);
+    if (relation_entry(st, relations[i])->wanted) put_u32(ctx->out, RelationGetRelid(relations[i]));
+  message_end(ctx, st, at, false);
   MemoryContextSwitchTo(old);
   MemoryContextReset(st->change_context);
 }
@@ -266,13 +438,14 @@ void plugin_truncate(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, int nre
 void plugin_message(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, XLogRecPtr message_lsn, bool transactional,
                     const char* prefix, Size message_size, const char* message) {
   if (strcmp(prefix, "powersync") != 0) return;
-  OutputPluginPrepareWrite(ctx, true);
+  PluginState* st = static_cast<PluginState*>(ctx->output_plugin_private);
+  int at = message_begin(ctx, st);
   put_u8(ctx->out, 'M');
   put_u8(ctx->out, transactional ? 1 : 0);
   put_u64(ctx->out, message_lsn);
   put_str(ctx->out, prefix, strlen(prefix));
   put_str(ctx->out, message, message_size);
-  OutputPluginWrite(ctx, true);
+  message_end(ctx, st, at, !transactional);
 }
 
 // The replication worker's own transactions (see use_own_origin in worker.cpp): worker_origin when

@@ -2,6 +2,8 @@
 // parameter lookup rows/tombstones and the new current_data state of the source row.
 #include "powersync/rules/sync_rules.h"  // first: Postgres headers redefine snprintf, which breaks nlohmann/json
 
+#include <atomic>
+
 extern "C" {
 #include "postgres.h"
 #include "catalog/pg_type.h"
@@ -67,9 +69,16 @@ struct ChangePass {
   };
   std::vector<RowChange> changes;
   std::vector<Item> items;
-  PutArena puts;  // the items' PUT data and checksums
-  void evaluate() {
-    for (Item& i : items) evaluate_change(*i.version->rules, *i.table, *i.change, i.eval, puts);
+  std::atomic<size_t> next_item{0};
+  // The items' PUT records: one arena per thread evaluating the pass (an arena is not thread-safe).
+  PutArena thread_puts, main_puts;
+  // Evaluates the items nobody has claimed yet. Both threads may run it on the same pass: the evaluation
+  // thread as its job (with thread_puts), and the main thread when it needs the pass before the thread is
+  // done (with main_puts; the second core also runs the walsender and the writing client: the main thread
+  // helps instead of waiting).
+  void evaluate(PutArena& puts) {
+    for (size_t i; (i = next_item.fetch_add(1, std::memory_order_relaxed)) < items.size();)
+      evaluate_change(*items[i].version->rules, *items[i].table, *items[i].change, items[i].eval, puts);
   }
 };
 
@@ -117,12 +126,13 @@ void Replicator::apply_changes(std::vector<RowChange> changes, RuleVersion* only
   // few transactions): handing it over would only add the hand-off and cross-core cache misses.
   if (!evaluation_thread_enabled || (last && !evaluating_)) {
     drain_changes();
-    pass->evaluate();
+    pass->evaluate(pass->main_puts);
     apply_pass(*pass);
     return;
   }
   std::unique_ptr<ChangePass> previous;
   if (evaluating_) {
+    evaluating_->evaluate(evaluating_->main_puts);  // what the thread has not started yet
     evaluation_thread.wait();
     previous = std::move(evaluating_);
   }
@@ -131,14 +141,14 @@ void Replicator::apply_changes(std::vector<RowChange> changes, RuleVersion* only
     pg_call([] { before_shmem_exit(stop_evaluation_thread, 0); });
     exit_hook = true;
   }
-  // Applied passes are freed by the thread: their results come from its malloc arena, and freeing them
+  // Applied passes are freed by the thread: their results come (mostly) from its malloc arena, and freeing them
   // on the main thread cost it ~8 % (a free into another thread's arena takes that arena's lock). The
   // decoded changes come from the main thread's arena: it frees them itself (see release_changes).
   ChangePass* next = pass.get();
   ChangePass* applied = applied_.get();
   evaluation_thread.submit([next, applied] {
     delete applied;
-    next->evaluate();
+    next->evaluate(next->thread_puts);
   });
   applied_.release();
   evaluating_ = std::move(pass);
@@ -152,6 +162,7 @@ void Replicator::apply_changes(std::vector<RowChange> changes, RuleVersion* only
 // Applies the pass still on the evaluation thread, if any; the thread frees it (and the one before).
 void Replicator::drain_changes() {
   if (!evaluating_) return;
+  evaluating_->evaluate(evaluating_->main_puts);  // what the thread has not started yet
   evaluation_thread.wait();
   apply_pass(*evaluating_);
   release_changes(*evaluating_);

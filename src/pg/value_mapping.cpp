@@ -22,15 +22,6 @@ extern "C" {
 
 namespace powersync::pg {
 
-void put_u8(StringInfo out, uint8 v) { appendStringInfoCharMacro(out, static_cast<char>(v)); }
-void put_u16(StringInfo out, uint16 v) { appendBinaryStringInfo(out, reinterpret_cast<const char*>(&v), 2); }
-void put_u32(StringInfo out, uint32 v) { appendBinaryStringInfo(out, reinterpret_cast<const char*>(&v), 4); }
-void put_u64(StringInfo out, uint64 v) { appendBinaryStringInfo(out, reinterpret_cast<const char*>(&v), 8); }
-void put_str(StringInfo out, const char* s, size_t len) {
-  put_u32(out, static_cast<uint32>(len));
-  appendBinaryStringInfo(out, s, static_cast<int>(len));
-}
-
 namespace {
 
 SyncKind kind_of(Oid typid) {
@@ -118,9 +109,9 @@ void append_json_double(StringInfo json, double d) {
   if (!strpbrk(buf, ".eE")) appendStringInfoString(json, ".0");  // integral REAL keeps a ".0" (spec §4.10)
 }
 
-void append_json_element(StringInfo json, Oid elemtype, Datum v, bool isnull) {
+// One array element; `output` is the element type's output function when the caller has it at hand.
+void append_json_element(StringInfo json, SyncKind kind, Oid elemtype, FmgrInfo* output, Datum v, bool isnull) {
   if (isnull) { appendStringInfoString(json, "null"); return; }
-  SyncKind kind = kind_of(elemtype);
   switch (kind) {
     case SyncKind::Integer: appendStringInfo(json, INT64_FORMAT, integer_of(elemtype, v)); return;
     case SyncKind::Boolean: appendStringInfoChar(json, DatumGetBool(v) ? '1' : '0'); return;
@@ -137,34 +128,52 @@ void append_json_element(StringInfo json, Oid elemtype, Datum v, bool isnull) {
   }
   StringInfoData text;
   initStringInfo(&text);
-  append_output_text(&text, elemtype, v);
+  if (output != nullptr && kind == SyncKind::Output) {
+    char* s = OutputFunctionCall(output, v);
+    appendStringInfoString(&text, s);
+    pfree(s);
+  } else {
+    append_output_text(&text, elemtype, v);
+  }
   escape_json(json, text.data);
   pfree(text.data);
 }
 
 // Nested JSON arrays for one dimension of a (possibly multi-dimensional) array.
 void append_json_dimension(StringInfo json, int dim, int ndim, const int* dims, Datum* elems, bool* nulls,
-                           int* index, Oid elemtype) {
+                           int* index, SyncKind kind, Oid elemtype, FmgrInfo* output) {
   appendStringInfoChar(json, '[');
   for (int i = 0; i < dims[dim]; ++i) {
     if (i > 0) appendStringInfoChar(json, ',');
     if (dim + 1 < ndim) {
-      append_json_dimension(json, dim + 1, ndim, dims, elems, nulls, index, elemtype);
+      append_json_dimension(json, dim + 1, ndim, dims, elems, nulls, index, kind, elemtype, output);
     } else {
-      append_json_element(json, elemtype, elems[*index], nulls[*index]);
+      append_json_element(json, kind, elemtype, output, elems[*index], nulls[*index]);
       ++*index;
     }
   }
   appendStringInfoChar(json, ']');
 }
 
-void append_array_json(StringInfo json, Datum v) {
+// `m`: the column's mapping when the caller has one (its element type's details are then not looked up).
+void append_array_json(StringInfo json, Datum v, ColumnMapping* m) {
   ArrayType* arr = DatumGetArrayTypeP(v);
   Oid elemtype = ARR_ELEMTYPE(arr);
   int16 elmlen;
   bool elmbyval;
   char elmalign;
-  get_typlenbyvalalign(elemtype, &elmlen, &elmbyval, &elmalign);
+  SyncKind kind;
+  FmgrInfo* output = nullptr;
+  if (m != nullptr && m->elemtype == elemtype) {
+    elmlen = m->elmlen;
+    elmbyval = m->elmbyval;
+    elmalign = m->elmalign;
+    kind = m->elem_kind;
+    output = &m->elem_output;
+  } else {
+    get_typlenbyvalalign(elemtype, &elmlen, &elmbyval, &elmalign);
+    kind = kind_of(elemtype);
+  }
   Datum* elems;
   bool* nulls;
   int n;
@@ -172,7 +181,7 @@ void append_array_json(StringInfo json, Datum v) {
   int ndim = ARR_NDIM(arr);
   int index = 0;
   if (ndim == 0) appendStringInfoString(json, "[]");
-  else append_json_dimension(json, 0, ndim, ARR_DIMS(arr), elems, nulls, &index, elemtype);
+  else append_json_dimension(json, 0, ndim, ARR_DIMS(arr), elems, nulls, &index, kind, elemtype, output);
   pfree(elems);
   pfree(nulls);
 }
@@ -182,9 +191,10 @@ void put_text(StringInfo out, const char* s, size_t len) {
   put_str(out, s, len);
 }
 
-// The value of a non-null datum of a type of `kind`; `output` is the type's output function when the
-// caller has it at hand (else it is looked up).
-void append_value(StringInfo out, SyncKind kind, Oid typid, FmgrInfo* output, Datum value) {
+// The value of a non-null datum of a type of `kind`; `m` is the column's mapping when the caller has one
+// (else the output function and an array's element type are looked up).
+void append_value(StringInfo out, SyncKind kind, Oid typid, ColumnMapping* m, Datum value) {
+  FmgrInfo* output = m != nullptr ? &m->output : nullptr;
   switch (kind) {
     case SyncKind::Integer: put_u8(out, 'i'); put_u64(out, static_cast<uint64>(integer_of(typid, value))); return;
     case SyncKind::Boolean: put_u8(out, 'i'); put_u64(out, DatumGetBool(value) ? 1 : 0); return;
@@ -227,7 +237,7 @@ void append_value(StringInfo out, SyncKind kind, Oid typid, FmgrInfo* output, Da
     case SyncKind::Array: {
       StringInfoData json;
       initStringInfo(&json);
-      append_array_json(&json, value);
+      append_array_json(&json, value, m);
       put_text(out, json.data, json.len);
       pfree(json.data);
       return;
@@ -265,11 +275,23 @@ void init_column_mapping(ColumnMapping* m, Oid typid) {
     getTypeOutputInfo(typid, &func, &varlena);
     fmgr_info(func, &m->output);
   }
+  m->elemtype = InvalidOid;
+  if (m->kind == SyncKind::Array) {
+    m->elemtype = get_element_type(typid);
+    get_typlenbyvalalign(m->elemtype, &m->elmlen, &m->elmbyval, &m->elmalign);
+    m->elem_kind = kind_of(m->elemtype);
+    if (m->elem_kind == SyncKind::Output) {
+      Oid func;
+      bool varlena;
+      getTypeOutputInfo(m->elemtype, &func, &varlena);
+      fmgr_info(func, &m->elem_output);
+    }
+  }
 }
 
 void append_column_value(StringInfo out, ColumnMapping* m, Datum value, bool isnull) {
   if (isnull) { put_u8(out, 'n'); return; }
-  append_value(out, m->kind, m->typid, &m->output, value);
+  append_value(out, m->kind, m->typid, m, value);
 }
 
 }  // namespace powersync::pg

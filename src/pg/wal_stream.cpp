@@ -141,11 +141,14 @@ void WalStream::start(const std::string& slot, uint64_t from, const std::string&
   }
   have_ = in_txn_ = false;
   lookahead_.clear();
+  batch_.clear();
+  batch_pos_ = 0;
   fd_ = -1;
   char pos[32];
   snprintf(pos, sizeof pos, "%X/%X", static_cast<uint32_t>(from >> 32), static_cast<uint32_t>(from));
   std::string cmd = "START_REPLICATION SLOT \"" + slot + "\" LOGICAL " + pos + " (\"tables\" " + sql_literal(patterns);
   if (origin != 0) cmd += ", \"origin\" '" + std::to_string(origin) + "'";
+  cmd += ", \"batch\" '1'";  // several length-prefixed messages per CopyData (change_format.h)
   cmd += ")";
   // A walsender that served this slot a moment ago (our previous connection) may still hold it.
   std::string err;
@@ -183,9 +186,25 @@ void WalStream::handle_keepalive(const char* buf, int len) {
   if (buf[17]) send_status(false);
 }
 
+// The next message of the last CopyData received (a batch of u32 length | message) into lookahead_.
+bool WalStream::take_batched() {
+  if (batch_pos_ + 4 > batch_.size()) return false;
+  uint32_t len;
+  memcpy(&len, batch_.data() + batch_pos_, 4);
+  if (batch_pos_ + 4 + len > batch_.size()) {
+    streaming_ = false;
+    throw Error(Error::Kind::Internal, "powersync: truncated message in the replication stream");
+  }
+  lookahead_.assign(batch_.data() + batch_pos_ + 4, len);
+  batch_pos_ += 4 + len;
+  have_ = true;
+  return true;
+}
+
 bool WalStream::poll() {
   if (!streaming_) return false;
   if (have_) return true;
+  if (take_batched()) return true;
   for (;;) {
     char* buf = nullptr;
     pgsocket fd = PGINVALID_SOCKET;
@@ -200,9 +219,10 @@ bool WalStream::poll() {
     }
     if (buf[0] == 'w' && len >= 25) {
       received_ = std::max(received_, get_u64(buf + 9));
-      lookahead_.assign(buf + 25, len - 25);
-      have_ = true;
-      return true;
+      batch_.assign(buf + 25, len - 25);
+      batch_pos_ = 0;
+      if (take_batched()) return true;
+      continue;
     }
     if (buf[0] == 'k') handle_keepalive(buf, len);
   }

@@ -2,7 +2,9 @@
 // only reader), also used for row images / bucket lists / lookup lists in powersync.current_data.
 // Pure C++ (no Postgres headers) so that both sides and tests share one definition.
 //
-// Stream: every output row of the plugin is one message, first byte = MessageKind:
+// Stream: every output row of the plugin is one message, first byte = MessageKind. With the plugin option
+// "batch" '1' (honoured in a walsender only), an output row (CopyData) is instead a sequence of
+// u32 length | message, in order; a transaction's messages may span several rows.
 //   'B' begin     u64 final_lsn (commit record start) | u32 xid
 //   'C' commit    u64 end_lsn (commit record end)
 //   'R' relation  u32 relid | str schema | str name | u8 replica_identity (d/i/f/n) | u16 ncols |

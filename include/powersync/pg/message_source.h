@@ -62,6 +62,7 @@ class WalStream : public MessageSource {
   void send_status(bool request_reply);
   void handle_keepalive(const char* buf, int len);
   uint32_t waiting_xid() const;
+  bool take_batched();
   bool visible_to_round() const;
   bool linger(int64_t elapsed);
   void free_wait_set();
@@ -74,6 +75,8 @@ class WalStream : public MessageSource {
   int sender_pid_ = 0;
   bool streaming_ = false;
   std::string conninfo_, patterns_, lookahead_;
+  std::string batch_;       // the last CopyData: u32 length | message, ...; batch_pos_ = next one
+  size_t batch_pos_ = 0;
   bool have_ = false;       // lookahead_ holds a message
   bool in_txn_ = false;     // between 'B' and 'C'
   bool round_done_ = false;

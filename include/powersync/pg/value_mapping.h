@@ -9,13 +9,29 @@ extern "C" {
 #include "lib/stringinfo.h"
 }
 
+#include <cstring>
+
 namespace powersync::pg {
 
-void put_u8(StringInfo out, uint8 v);
-void put_u16(StringInfo out, uint16 v);
-void put_u32(StringInfo out, uint32 v);
-void put_u64(StringInfo out, uint64 v);
-void put_str(StringInfo out, const char* s, size_t len);
+// Appends raw bytes: inline, since the plugin and the snapshot call these several times per value.
+inline void put_bytes(StringInfo out, const void* p, size_t n) {
+  if (out->len + static_cast<int>(n) >= out->maxlen) enlargeStringInfo(out, static_cast<int>(n));
+  memcpy(out->data + out->len, p, n);
+  out->len += static_cast<int>(n);
+  out->data[out->len] = '\0';
+}
+inline void put_u8(StringInfo out, uint8 v) {
+  if (out->len + 1 >= out->maxlen) enlargeStringInfo(out, 1);
+  out->data[out->len++] = static_cast<char>(v);
+  out->data[out->len] = '\0';
+}
+inline void put_u16(StringInfo out, uint16 v) { put_bytes(out, &v, 2); }  // little-endian hosts only
+inline void put_u32(StringInfo out, uint32 v) { put_bytes(out, &v, 4); }
+inline void put_u64(StringInfo out, uint64 v) { put_bytes(out, &v, 8); }
+inline void put_str(StringInfo out, const char* s, size_t len) {
+  put_u32(out, static_cast<uint32>(len));
+  put_bytes(out, s, len);
+}
 
 // Appends the encoded sync value of `value` (of type `typid`). NULL -> 'n'. The datum must not be an
 // unchanged-TOAST pointer (callers write 'u' for those); a short (packed) varlena is fine.
@@ -33,6 +49,13 @@ struct ColumnMapping {
   Oid typid;
   SyncKind kind;
   FmgrInfo output;  // valid for SyncKind::Output; lives in the memory context current at init
+  // SyncKind::Array: the element type, its storage, its category and (category Output) its output function
+  Oid elemtype;
+  int16 elmlen;
+  bool elmbyval;
+  char elmalign;
+  SyncKind elem_kind;
+  FmgrInfo elem_output;
 };
 void init_column_mapping(ColumnMapping* m, Oid typid);
 void append_column_value(StringInfo out, ColumnMapping* m, Datum value, bool isnull);
