@@ -147,25 +147,6 @@ void ChangeBatch::drop_table(int32_t table_id) {
   }
 }
 
-namespace {
-constexpr size_t kArenaBlock = 256 * 1024;
-}
-
-void ByteArena::grow(size_t at_least) {
-  size_t size = std::max(at_least, kArenaBlock);
-  blocks_.push_back(std::make_unique<char[]>(size));
-  next_ = blocks_.back().get();
-  left_ = size;
-}
-
-// Keeps one block for the next batch (most batches fit in it).
-void ByteArena::clear() {
-  if (blocks_.empty()) return;
-  blocks_.erase(blocks_.begin() + 1, blocks_.end());
-  next_ = blocks_.front().get();
-  left_ = kArenaBlock;  // the first block is at least that big
-}
-
 void ChangeBatch::add_op(PendingRecord::Kind kind, int64_t version, std::string_view bucket, std::string_view table,
                          std::string_view id, std::string_view subkey, std::string_view data, uint32_t checksum) {
   PendingRecord r;

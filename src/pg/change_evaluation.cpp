@@ -233,13 +233,6 @@ std::string subkey_of(int32_t table_id, const std::string& source_key) {
   return s;
 }
 
-void PutArena::grow(size_t at_least) {
-  const size_t size = std::max<size_t>(at_least, 64 * 1024);
-  blocks_.push_back(std::unique_ptr<char[]>(new char[size]));
-  next_ = blocks_.back().get();
-  left_ = size;
-}
-
 bool has_unchanged(const wire::Tuple& t) {
   for (bool u : t.unchanged)
     if (u) return true;

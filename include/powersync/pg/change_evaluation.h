@@ -15,24 +15,10 @@
 
 namespace powersync::pg {
 
-// Bytes of a pass's RowPuts: copied into 64 KiB blocks that live as long as the pass, so that a row's
-// PUTs cost no allocation (and no free) of their own.
-class PutArena {
- public:
-  std::string_view copy(std::string_view bytes) {
-    if (bytes.size() > left_) grow(bytes.size());
-    char* p = next_;
-    std::memcpy(p, bytes.data(), bytes.size());
-    next_ += bytes.size();
-    left_ -= bytes.size();
-    return std::string_view(p, bytes.size());
-  }
-
- private:
-  void grow(size_t at_least);
-  std::vector<std::unique_ptr<char[]>> blocks_;
-  char* next_ = nullptr;
-  size_t left_ = 0;
+// Bytes of a pass's RowPuts: they live as long as the pass, so that a row's PUTs cost no allocation (and
+// no free) of their own.
+struct PutArena : ByteArena {
+  PutArena() : ByteArena(64 * 1024) {}
 };
 
 // An evaluated row's subkey and its PUTs' JSON data and checksums, in one piece (in a PutArena, or owned

@@ -87,10 +87,12 @@ struct Keys {
   wire::Tuple merged;  // new tuple, unchanged-TOAST columns filled from the old row when it is complete
 };
 
-// Bytes of a batch's pending records, appended once: views stay valid until clear() (blocks never move),
-// and a flush frees them all at once instead of one std::string per field.
+// Bytes appended once and freed all at once: views stay valid until clear() (blocks never move). Holds a
+// batch's pending records (instead of one std::string per field) and a pass's evaluated PUTs (no
+// allocation per row; change_evaluation.h).
 class ByteArena {
  public:
+  explicit ByteArena(size_t block_size = 256 * 1024) : block_size_(block_size) {}
   std::string_view copy(std::string_view s) {
     if (s.size() > left_) grow(s.size());
     char* p = next_;
@@ -99,10 +101,22 @@ class ByteArena {
     left_ -= s.size();
     return std::string_view(p, s.size());
   }
-  void clear();
+  // Keeps one block for the next use (most batches fit in it).
+  void clear() {
+    if (blocks_.empty()) return;
+    blocks_.erase(blocks_.begin() + 1, blocks_.end());
+    next_ = blocks_.front().get();
+    left_ = block_size_;  // the first block is at least that big
+  }
 
  private:
-  void grow(size_t at_least);
+  void grow(size_t at_least) {
+    size_t size = std::max(at_least, block_size_);
+    blocks_.push_back(std::make_unique<char[]>(size));
+    next_ = blocks_.back().get();
+    left_ = size;
+  }
+  size_t block_size_;
   std::vector<std::unique_ptr<char[]>> blocks_;
   char* next_ = nullptr;
   size_t left_ = 0;
